@@ -1,0 +1,1 @@
+//! redtail-bus
