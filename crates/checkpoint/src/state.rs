@@ -1,0 +1,160 @@
+//! The in-memory checkpoint: committed offsets keyed by file identity.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+/// Where reading of one file may safely resume.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct FileEntry {
+    /// The path the file was last seen at. A hint only: after a rotation the same identity lives
+    /// at `app.log.1`, and the watcher finds it again by identity, not by name.
+    pub path: PathBuf,
+    /// End of the last line Redis acknowledged: everything before it is published.
+    pub offset: u64,
+    /// When `offset` last moved (microsecond precision, the precision stored on disk, so that a
+    /// state survives a save/load round trip unchanged).
+    pub updated: DateTime<Utc>,
+}
+
+/// Committed offsets of every tracked file, keyed by the tail crate's `FileId` rendered as a
+/// string. The key is opaque here: this crate must not need to change when identities do.
+///
+/// A `BTreeMap` keeps the on-disk order stable (sorted by fid), so an unchanged state always
+/// encodes to the same bytes and the store can skip the write.
+#[derive(Default, Clone, PartialEq, Eq, Debug)]
+pub struct Checkpoint {
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+impl Checkpoint {
+    pub fn get(&self, fid: &str) -> Option<&FileEntry> {
+        self.files.get(fid)
+    }
+
+    /// Record a committed offset (the end of the last line Redis acknowledged).
+    ///
+    /// Offsets only move forward for a given fid: a lower value is ignored, because acknowledgements
+    /// of concurrent batches may arrive late and must never rewind a checkpoint (which would
+    /// re-publish lines). A truncated file restarts at 0 under a new fid (the tail crate bumps the
+    /// identity's generation), never by moving an existing fid backward. The same offset under a new
+    /// path (the file was rotated by rename) updates the path.
+    pub fn commit(&mut self, fid: &str, path: &Path, offset: u64) {
+        self.commit_at(fid, path, offset, Utc::now());
+    }
+
+    /// [`Checkpoint::commit`] with an explicit clock, for deterministic tests and replays.
+    pub fn commit_at(&mut self, fid: &str, path: &Path, offset: u64, now: DateTime<Utc>) {
+        let now = now.trunc_subsecs(6);
+        match self.files.get_mut(fid) {
+            Some(entry) if offset < entry.offset => {}
+            Some(entry) if offset == entry.offset && entry.path == path => {}
+            Some(entry) => {
+                entry.offset = offset;
+                if entry.path != path {
+                    entry.path = path.to_path_buf();
+                }
+                entry.updated = now;
+            }
+            None => {
+                self.files.insert(
+                    fid.to_owned(),
+                    FileEntry {
+                        path: path.to_path_buf(),
+                        offset,
+                        updated: now,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The file was read to its end and is gone from every tracked path: drop it, so the checkpoint
+    /// does not grow with every rotation. Returns whether it was tracked.
+    pub fn remove(&mut self, fid: &str) -> bool {
+        self.files.remove(fid).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn commit_inserts_then_moves_forward() {
+        let mut cp = Checkpoint::default();
+        cp.commit_at("a-1", Path::new("/l/app.log"), 10, t(0));
+        assert_eq!(cp.get("a-1").unwrap().offset, 10);
+        cp.commit_at("a-1", Path::new("/l/app.log"), 25, t(1));
+        let e = cp.get("a-1").unwrap();
+        assert_eq!((e.offset, e.updated), (25, t(1)));
+    }
+
+    #[test]
+    fn offset_never_moves_backward() {
+        let mut cp = Checkpoint::default();
+        cp.commit_at("a-1", Path::new("/l/app.log"), 100, t(0));
+        cp.commit_at("a-1", Path::new("/l/app.log.1"), 40, t(5));
+        let e = cp.get("a-1").unwrap();
+        assert_eq!(e.offset, 100);
+        assert_eq!(
+            e.path,
+            Path::new("/l/app.log"),
+            "a stale commit changes nothing"
+        );
+        assert_eq!(e.updated, t(0));
+    }
+
+    #[test]
+    fn same_offset_is_a_no_op_unless_the_path_changed() {
+        let mut cp = Checkpoint::default();
+        cp.commit_at("a-1", Path::new("/l/app.log"), 100, t(0));
+        let before = cp.clone();
+        cp.commit_at("a-1", Path::new("/l/app.log"), 100, t(9));
+        assert_eq!(
+            cp, before,
+            "re-committing the same position must not dirty the state"
+        );
+
+        cp.commit_at("a-1", Path::new("/l/app.log.1"), 100, t(10));
+        let e = cp.get("a-1").unwrap();
+        assert_eq!(e.path, Path::new("/l/app.log.1"));
+        assert_eq!(e.updated, t(10));
+    }
+
+    #[test]
+    fn updated_is_truncated_to_microseconds() {
+        let mut cp = Checkpoint::default();
+        let precise = Utc.timestamp_opt(1_800_000_000, 123_456_789).unwrap();
+        cp.commit_at("a-1", Path::new("/x"), 1, precise);
+        assert_eq!(
+            cp.get("a-1").unwrap().updated.timestamp_subsec_nanos(),
+            123_456_000
+        );
+    }
+
+    #[test]
+    fn remove_reports_whether_tracked() {
+        let mut cp = Checkpoint::default();
+        cp.commit("a-1", Path::new("/x"), 1);
+        assert_eq!(cp.len(), 1);
+        assert!(cp.remove("a-1"));
+        assert!(!cp.remove("a-1"));
+        assert!(cp.is_empty());
+        assert!(cp.get("a-1").is_none());
+    }
+}
