@@ -1,1 +1,265 @@
-//! redtail-watcher
+//! redtail-watcher: the sidecar. Tails the log file(s), publishes every
+//! complete line to Redis exactly once, and checkpoints what was committed.
+//!
+//! ```text
+//! reader thread (tail)  ──bounded channel──▶  pipeline (publish → commit → checkpoint)
+//!                                              gauges task (lag, checkpoint age, Redis ping)
+//! ```
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod events;
+mod metrics;
+mod pipeline;
+mod reader;
+mod state;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::IntGauge;
+use redtail_bus::{Backoff, Connection, Publisher};
+use redtail_checkpoint::{CheckpointStore, FlushPolicy, LoadNote};
+use redtail_tail::{FileId, KnownFile, TailConfig, Tailer};
+use redtail_telemetry::readiness::{Liveness, Readiness};
+use redtail_telemetry::shutdown::Shutdown;
+use tokio::sync::mpsc;
+
+pub use config::Config;
+pub use error::WatcherError;
+pub use metrics::Metrics;
+
+use pipeline::{now_ms, Pipeline};
+use reader::{ReadLimits, Reader, CHANNEL_DEPTH};
+use state::CommitState;
+
+/// Readiness condition names.
+const READY_CHECKPOINT: &str = "checkpoint";
+const READY_REDIS: &str = "redis";
+
+/// Runs the watcher until `shutdown`: then it stops reading, finishes the
+/// batch in flight, writes the checkpoint and returns Ok.
+pub async fn run(
+    config: Config,
+    metrics: Metrics,
+    redis_up: IntGauge,
+    readiness: Readiness,
+    liveness: Liveness,
+    shutdown: Shutdown,
+) -> Result<(), WatcherError> {
+    config.validate()?;
+    readiness.set_failing(READY_CHECKPOINT, "not loaded yet");
+    readiness.set_failing(READY_REDIS, "not connected yet");
+
+    let (store, checkpoint, note) = CheckpointStore::open(&config.checkpoint_path)?;
+    log_load_note(&config, &note);
+    let last_write = Arc::new(AtomicU64::new(now_ms()));
+    readiness.set_ok(READY_CHECKPOINT);
+
+    let known = known_files(&checkpoint);
+    let events = Arc::new(events::WatcherEvents {
+        metrics: metrics.clone(),
+    });
+    let tail_config = TailConfig {
+        pattern: config.log_path.clone(),
+        start_at: config.start_at,
+        max_line_bytes: config.max_line_bytes,
+        read_buffer_bytes: config.read_buffer_bytes,
+        poll_interval: config.poll_interval,
+    };
+    let mut tailer = Tailer::new(tail_config, known, events)?;
+    let mut publisher =
+        Publisher::new(Connection::new(config.target.clone())?, config.mode.clone());
+
+    // Resume each file from the larger of the checkpoint and Redis's offset.
+    let files = tailer.files();
+    let fids: Vec<String> = files.iter().map(|(id, _, _)| id.to_string()).collect();
+    let Some(redis_offsets) = fetch_offsets(
+        &mut publisher,
+        &config.source,
+        &fids,
+        &redis_up,
+        &readiness,
+        &liveness,
+        &shutdown,
+    )
+    .await?
+    else {
+        return Ok(()); // shut down before Redis ever answered: nothing was read
+    };
+    for ((id, path, position), redis) in files.iter().zip(redis_offsets) {
+        if let Some(redis) = redis.filter(|r| r > position) {
+            tracing::info!(path = %path.display(), fid = %id, checkpoint = position, redis, "Redis has more committed than the checkpoint; resuming from Redis.");
+            tailer.advance_to(id, redis);
+        }
+    }
+
+    let state = CommitState::default();
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let reader = Reader::spawn(
+        tailer,
+        ReadLimits {
+            max_lines: config.batch_max_lines,
+            max_bytes: config.batch_max_bytes,
+            poll_interval: config.poll_interval,
+        },
+        tx,
+    )
+    .map_err(WatcherError::Thread)?;
+
+    let gauges = tokio::spawn(gauge_loop(
+        config.clone(),
+        state.clone(),
+        metrics.clone(),
+        redis_up.clone(),
+        readiness.clone(),
+        last_write.clone(),
+        shutdown.clone(),
+    ));
+
+    let mut pipeline = Pipeline {
+        source: config.source.clone(),
+        publisher,
+        store,
+        checkpoint,
+        policy: FlushPolicy::new(config.checkpoint_every_lines, config.checkpoint_interval),
+        state,
+        metrics,
+        redis_up,
+        readiness,
+        liveness,
+        last_write,
+        shutdown_grace: config.shutdown_timeout.mul_f64(0.7),
+    };
+    tracing::info!(pattern = %config.log_path.display(), source = %config.source, redis = %config.target.redacted(), "Watching.");
+    let result = pipeline.run(rx, &shutdown).await;
+    // rx is gone: the reader thread's next send fails and it ends.
+    reader.stop();
+    if tokio::task::spawn_blocking(move || reader.join())
+        .await
+        .is_err()
+    {
+        tracing::error!("Joining the reader thread failed.");
+    }
+    pipeline.flush();
+    gauges.abort();
+    if result.is_ok() {
+        tracing::info!("Watcher stopped; checkpoint written.");
+    }
+    result
+}
+
+fn log_load_note(config: &Config, note: &LoadNote) {
+    let path = config.checkpoint_path.display();
+    match note {
+        LoadNote::Fresh => tracing::info!(%path, "No checkpoint yet; starting fresh."),
+        LoadNote::Loaded { files } => tracing::info!(%path, files, "Checkpoint loaded."),
+        LoadNote::RecoveredFromTemp { files } => {
+            tracing::warn!(%path, files, "Checkpoint recovered from an interrupted write.")
+        }
+        LoadNote::SetAside { moved_to, error } => tracing::warn!(
+            %path, moved_to = %moved_to.display(), %error,
+            "Checkpoint unreadable; set aside and starting without it (Redis offsets still prevent duplicates)."
+        ),
+    }
+}
+
+fn known_files(checkpoint: &redtail_checkpoint::Checkpoint) -> Vec<KnownFile> {
+    checkpoint
+        .files
+        .iter()
+        .filter_map(|(fid, entry)| match fid.parse::<FileId>() {
+            Ok(id) => Some(KnownFile {
+                id,
+                path: entry.path.clone(),
+                offset: entry.offset,
+            }),
+            Err(_) => {
+                tracing::warn!(
+                    fid,
+                    "Ignoring a checkpoint entry with an unreadable file id."
+                );
+                None
+            }
+        })
+        .collect()
+}
+
+/// HMGET the Redis-side offsets, retrying until Redis answers. None = shutdown first.
+async fn fetch_offsets(
+    publisher: &mut Publisher,
+    source: &str,
+    fids: &[String],
+    redis_up: &IntGauge,
+    readiness: &Readiness,
+    liveness: &Liveness,
+    shutdown: &Shutdown,
+) -> Result<Option<Vec<Option<u64>>>, WatcherError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match publisher.committed_offsets(source, fids).await {
+            Ok(offsets) => {
+                redis_up.set(1);
+                readiness.set_ok(READY_REDIS);
+                return Ok(Some(offsets));
+            }
+            Err(error) if error.is_retryable() => {
+                redis_up.set(0);
+                readiness.set_failing(READY_REDIS, error.to_string());
+                if backoff.attempts() == 0 {
+                    tracing::warn!(%error, "Redis not answering at start; retrying with backoff.");
+                }
+                liveness.beat();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = shutdown.wait() => return Ok(None),
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Every second: lag and committed gauges from the files' sizes, checkpoint
+/// age, and a PING that keeps `redis_up` and readiness true to Redis even when
+/// no line is being published.
+async fn gauge_loop(
+    config: Config,
+    state: CommitState,
+    metrics: Metrics,
+    redis_up: IntGauge,
+    readiness: Readiness,
+    last_write: Arc<AtomicU64>,
+    shutdown: Shutdown,
+) {
+    let mut conn = match Connection::new(config.target.clone()) {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::error!(%error, "Cannot build the health-check connection.");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait() => return,
+        }
+        state.update_gauges(&metrics);
+        let age_ms = now_ms().saturating_sub(last_write.load(Ordering::Relaxed));
+        metrics.checkpoint_age_seconds.set(age_ms as f64 / 1000.0);
+        match conn.ping().await {
+            Ok(()) => {
+                redis_up.set(1);
+                readiness.set_ok(READY_REDIS);
+            }
+            Err(error) => {
+                redis_up.set(0);
+                readiness.set_failing(READY_REDIS, format!("unreachable ({})", error.reason()));
+            }
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! Reading a stream through a consumer group: own pending entries first, then new ones,
+//! with entries of dead consumers claimed now and then.
+//!
+//! Delivery is at-least-once: an entry leaves the group's pending list only through
+//! [`StreamConsumer::ack`], which the caller sends after the entry was written out. Whatever
+//! was delivered but not acknowledged (crash, lost reply, killed pod) is read again: by this
+//! consumer when it restarts or reconnects (its own pending list), or by another one through
+//! `XAUTOCLAIM` once it has been idle for `claim_idle`.
+
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use super::reply::{decode_autoclaim, decode_read, Decoded, StreamEntry};
+use crate::{BusError, Connection, RedisTarget};
+
+/// What a [`StreamConsumer`] reads and how.
+#[derive(Debug, Clone)]
+pub struct StreamConsumerConfig {
+    /// Stream key (`redtail:logs`).
+    pub stream: String,
+    /// Consumer group; created from the start of the stream if missing.
+    pub group: String,
+    /// This consumer's name within the group (stable across restarts, e.g. the pod name, so
+    /// a restarted consumer finds its own pending entries).
+    pub consumer: String,
+    /// Most entries per read (`COUNT`).
+    pub count: usize,
+    /// Longest wait for new entries (`BLOCK`); must stay below the connection's response
+    /// timeout, or every idle read would look like a dead server.
+    pub block: Duration,
+    /// Entries idle this long on another consumer are taken over.
+    pub claim_idle: Duration,
+    /// How often to look for such entries.
+    pub claim_interval: Duration,
+}
+
+/// Where the entries of a [`StreamBatch`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOrigin {
+    /// Our own pending list (delivered before, never acknowledged): redeliveries.
+    OwnPending,
+    /// Claimed from an idle (dead) consumer: redeliveries.
+    Claimed,
+    /// Never delivered before.
+    New,
+}
+
+/// One read's worth of entries; acknowledge [`StreamBatch::ack_ids`] once they are written.
+#[derive(Debug)]
+pub struct StreamBatch {
+    pub origin: BatchOrigin,
+    pub entries: Vec<StreamEntry>,
+    /// Pending ids whose entries were trimmed (`MAXLEN`) or deleted before we processed
+    /// them. Their content is gone, so nothing can be written; they are acknowledged with the
+    /// batch, otherwise they would sit in the pending list forever.
+    pub vanished: Vec<String>,
+}
+
+impl StreamBatch {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.vanished.is_empty()
+    }
+
+    /// Every id to acknowledge once the entries are written: entries and vanished ones.
+    pub fn ack_ids(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|e| e.id.clone())
+            .chain(self.vanished.iter().cloned())
+            .collect()
+    }
+}
+
+/// Which read comes next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    /// Re-reading our own pending list from just after this id (`0` = from the start).
+    OwnPending { after: String },
+    /// Reading new entries (`>`).
+    Live,
+}
+
+/// A consumer-group reader on its own multiplexed connection.
+///
+/// The caller owns the retry loop: every method returns the first error, having dropped the
+/// connection if the error broke it; calling again reconnects.
+pub struct StreamConsumer {
+    conn: Connection,
+    cfg: StreamConsumerConfig,
+    phase: Phase,
+    /// Whether `XGROUP CREATE` was confirmed on the current connection. Reset on connection
+    /// loss: a restarted Redis without persistence has lost the group.
+    group_ready: bool,
+    /// `XAUTOCLAIM` cursor; `0-0` starts a new scan of the pending list.
+    claim_cursor: String,
+    /// When the next claim scan is due.
+    next_claim: Instant,
+}
+
+impl StreamConsumer {
+    pub fn new(target: RedisTarget, cfg: StreamConsumerConfig) -> Result<Self, BusError> {
+        if cfg.block >= target.response_timeout {
+            return Err(BusError::Config(format!(
+                "the read block time ({} ms) must be shorter than the response timeout ({} ms)",
+                cfg.block.as_millis(),
+                target.response_timeout.as_millis()
+            )));
+        }
+        if cfg.count == 0 {
+            return Err(BusError::Config("the read count must be at least 1".into()));
+        }
+        Ok(Self {
+            conn: Connection::new(target)?,
+            phase: Phase::OwnPending {
+                after: "0".to_string(),
+            },
+            group_ready: false,
+            claim_cursor: "0-0".to_string(),
+            // The first scan waits one interval: at start-up our own pending entries go first,
+            // and a consumer that just died elsewhere is not idle long enough yet anyway.
+            next_claim: Instant::now() + cfg.claim_interval,
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &StreamConsumerConfig {
+        &self.cfg
+    }
+
+    pub fn target(&self) -> &RedisTarget {
+        self.conn.target()
+    }
+
+    /// The next entries to process. May be empty (nothing arrived within `block`).
+    ///
+    /// Order: our own pending entries until that list is exhausted, then, whenever a claim
+    /// scan is due, entries idle on other consumers, otherwise new entries.
+    pub async fn next_batch(&mut self) -> Result<StreamBatch, BusError> {
+        match self.next_batch_once().await {
+            Err(err) if is_nogroup(&err) => {
+                // The stream or the group was deleted under us (FLUSHALL, DEL, a restarted
+                // Redis without persistence): create both again and carry on.
+                tracing::warn!(
+                    stream = %self.cfg.stream,
+                    group = %self.cfg.group,
+                    "Consumer group vanished; creating it again."
+                );
+                self.group_ready = false;
+                self.claim_cursor = "0-0".to_string();
+                self.next_batch_once().await
+            }
+            other => other,
+        }
+    }
+
+    async fn next_batch_once(&mut self) -> Result<StreamBatch, BusError> {
+        if !self.group_ready {
+            self.ensure_group().await?;
+        }
+        if let Phase::OwnPending { after } = &self.phase {
+            let after = after.clone();
+            let decoded = self.read_group(&after, None).await?;
+            let last = decoded
+                .entries
+                .iter()
+                .map(|e| e.id.as_str())
+                .chain(decoded.vanished.iter().map(String::as_str))
+                .max_by(|a, b| cmp_ids(a, b))
+                .map(str::to_string);
+            match last {
+                Some(last) => {
+                    self.phase = Phase::OwnPending { after: last };
+                    return Ok(batch(BatchOrigin::OwnPending, decoded, true));
+                }
+                None => self.phase = Phase::Live,
+            }
+        }
+        if Instant::now() >= self.next_claim {
+            let decoded = self.autoclaim().await?;
+            if !decoded.entries.is_empty() || !decoded.vanished.is_empty() {
+                return Ok(batch(BatchOrigin::Claimed, decoded, true));
+            }
+        }
+        let decoded = self.read_group(">", Some(self.cfg.block)).await?;
+        Ok(batch(BatchOrigin::New, decoded, false))
+    }
+
+    /// Acknowledges `ids` with one `XACK`; returns how many Redis still had pending.
+    pub async fn ack(&mut self, ids: &[String]) -> Result<u64, BusError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(&self.cfg.stream).arg(&self.cfg.group).arg(ids);
+        let mut conn = self.conn.get().await?;
+        match cmd.query_async::<u64>(&mut conn).await {
+            Ok(n) => Ok(n),
+            // The group is gone (deleted, or Redis restarted empty), and its pending list
+            // with it: nothing is left to acknowledge.
+            Err(e) if e.code() == Some("NOGROUP") => Ok(0),
+            Err(e) => Err(self.on_error(e.into())),
+        }
+    }
+
+    /// `XGROUP CREATE <stream> <group> 0 MKSTREAM`; an existing group (BUSYGROUP) is fine.
+    async fn ensure_group(&mut self) -> Result<(), BusError> {
+        let mut cmd = redis::cmd("XGROUP");
+        cmd.arg("CREATE")
+            .arg(&self.cfg.stream)
+            .arg(&self.cfg.group)
+            .arg("0")
+            .arg("MKSTREAM");
+        let mut conn = self.conn.get().await?;
+        match cmd.query_async::<Value>(&mut conn).await {
+            Ok(_) => {
+                tracing::info!(
+                    stream = %self.cfg.stream,
+                    group = %self.cfg.group,
+                    "Created the consumer group."
+                );
+            }
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            Err(e) => return Err(self.on_error(e.into())),
+        }
+        self.group_ready = true;
+        Ok(())
+    }
+
+    /// `XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS key <from>`.
+    async fn read_group(&mut self, from: &str, block: Option<Duration>) -> Result<Decoded, BusError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(&self.cfg.group)
+            .arg(&self.cfg.consumer)
+            .arg("COUNT")
+            .arg(self.cfg.count);
+        if let Some(block) = block {
+            // BLOCK 0 would mean "forever": keep at least 1 ms.
+            cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS").arg(&self.cfg.stream).arg(from);
+        let mut conn = self.conn.get().await?;
+        match cmd.query_async::<Value>(&mut conn).await {
+            Ok(value) => decode_read(value).map_err(|e| self.on_error(e)),
+            Err(e) => Err(self.on_error(e.into())),
+        }
+    }
+
+    /// One `XAUTOCLAIM` step; schedules the next scan when the cursor wrapped around.
+    async fn autoclaim(&mut self) -> Result<Decoded, BusError> {
+        let mut cmd = redis::cmd("XAUTOCLAIM");
+        cmd.arg(&self.cfg.stream)
+            .arg(&self.cfg.group)
+            .arg(&self.cfg.consumer)
+            .arg(self.cfg.claim_idle.as_millis() as u64)
+            .arg(&self.claim_cursor)
+            .arg("COUNT")
+            .arg(self.cfg.count);
+        let mut conn = self.conn.get().await?;
+        let (cursor, decoded) = match cmd.query_async::<Value>(&mut conn).await {
+            Ok(value) => decode_autoclaim(value).map_err(|e| self.on_error(e))?,
+            Err(e) => return Err(self.on_error(e.into())),
+        };
+        if cursor == "0-0" {
+            // Scanned the whole pending list: rest until the next interval.
+            self.next_claim = Instant::now() + self.cfg.claim_interval;
+        }
+        // Otherwise more of the list remains: the next call continues right away.
+        self.claim_cursor = cursor;
+        if !decoded.entries.is_empty() {
+            tracing::info!(
+                claimed = decoded.entries.len(),
+                "Claimed entries left pending by an idle consumer."
+            );
+        }
+        Ok(decoded)
+    }
+
+    /// Drops a broken connection and forgets what it established: the group must be
+    /// confirmed again, and our own pending list re-read, because a reply lost with the
+    /// connection may have delivered entries to us that we never saw.
+    fn on_error(&mut self, err: BusError) -> BusError {
+        if err.breaks_connection() {
+            self.group_ready = false;
+            self.phase = Phase::OwnPending {
+                after: "0".to_string(),
+            };
+        }
+        self.conn.on_error(err)
+    }
+}
+
+fn batch(origin: BatchOrigin, decoded: Decoded, redelivered: bool) -> StreamBatch {
+    let mut entries = decoded.entries;
+    if redelivered {
+        for e in &mut entries {
+            e.redelivered = true;
+        }
+    }
+    StreamBatch {
+        origin,
+        entries,
+        vanished: decoded.vanished,
+    }
+}
+
+/// Whether Redis said the group (or the stream) does not exist.
+pub(crate) fn is_nogroup(err: &BusError) -> bool {
+    matches!(err, BusError::Redis(e) if e.code() == Some("NOGROUP"))
+}
+
+/// Orders stream ids `<ms>-<seq>` numerically (plain string order puts `10-0` before `9-0`).
+fn cmp_ids(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parts(id: &str) -> (u64, u64) {
+        let mut it = id.splitn(2, '-');
+        let ms = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let seq = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        (ms, seq)
+    }
+    parts(a).cmp(&parts(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> StreamConsumerConfig {
+        StreamConsumerConfig {
+            stream: "s".into(),
+            group: "g".into(),
+            consumer: "c".into(),
+            count: 10,
+            block: Duration::from_secs(1),
+            claim_idle: Duration::from_secs(30),
+            claim_interval: Duration::from_secs(15),
+        }
+    }
+
+    #[test]
+    fn ids_compare_numerically() {
+        assert_eq!(cmp_ids("10-0", "9-5"), std::cmp::Ordering::Greater);
+        assert_eq!(cmp_ids("9-10", "9-9"), std::cmp::Ordering::Greater);
+        assert_eq!(cmp_ids("9-1", "9-1"), std::cmp::Ordering::Equal);
+    }
+
+    #[test]
+    fn block_must_fit_in_the_response_timeout() {
+        let mut target = RedisTarget::new("redis://127.0.0.1:1");
+        target.response_timeout = Duration::from_millis(500);
+        assert!(matches!(
+            StreamConsumer::new(target.clone(), cfg()),
+            Err(BusError::Config(_))
+        ));
+        target.response_timeout = Duration::from_secs(5);
+        assert!(StreamConsumer::new(target.clone(), cfg()).is_ok());
+        let mut zero = cfg();
+        zero.count = 0;
+        assert!(StreamConsumer::new(target, zero).is_err());
+    }
+
+    #[test]
+    fn batch_ack_ids_include_vanished_entries() {
+        let decoded = Decoded {
+            entries: vec![StreamEntry {
+                id: "1-0".into(),
+                ..StreamEntry::default()
+            }],
+            vanished: vec!["2-0".into()],
+        };
+        let b = batch(BatchOrigin::OwnPending, decoded, true);
+        assert!(b.entries[0].redelivered);
+        assert_eq!(b.ack_ids(), vec!["1-0".to_string(), "2-0".to_string()]);
+        assert!(!b.is_empty());
+    }
+}

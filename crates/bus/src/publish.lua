@@ -1,0 +1,58 @@
+-- redtail idempotent batch publish. One call per batch of lines of ONE file.
+--
+-- KEYS[1] offsets hash (redtail:offsets)
+-- KEYS[2] stream key (stream mode only)
+-- ARGV[1] hash field "<source>:<fid>"   ARGV[2] mode: "s" stream, "p" pubsub
+-- ARGV[3] MAXLEN (0 = no trim)          ARGV[4] src  ARGV[5] path  ARGV[6] fid  ARGV[7] ct
+-- ARGV[8] channel (pubsub mode)
+-- then 4 per line: start offset, end offset, truncated ("1"/"0"), line bytes
+--
+-- A line whose end offset is not beyond the committed offset was published
+-- before (a retry after a lost reply, or a restart from an older checkpoint):
+-- it is skipped. The committed offset is stored in the same atomic step as the
+-- XADDs, so no crash of the watcher can separate "published" from "committed".
+-- Redis checks OOM before the first write only, so a refused batch writes nothing.
+local field = ARGV[1]
+local mode = ARGV[2]
+local maxlen = tonumber(ARGV[3])
+local src, path, fid, ct, channel = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local committed_str = redis.call('HGET', KEYS[1], field)
+local committed = 0
+if committed_str then committed = tonumber(committed_str) else committed_str = '0' end
+local added, skipped = 0, 0
+local n = #ARGV
+local i = 9
+while i + 3 <= n do
+  local stop = tonumber(ARGV[i + 1])
+  if stop <= committed then
+    skipped = skipped + 1
+  else
+    local line = ARGV[i + 3]
+    if mode == 's' then
+      local trunc = ARGV[i + 2] == '1'
+      if maxlen > 0 then
+        if trunc then
+          redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'line', line, 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'trunc', '1', 'ct', ct)
+        else
+          redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'line', line, 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'ct', ct)
+        end
+      else
+        if trunc then
+          redis.call('XADD', KEYS[2], '*', 'line', line, 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'trunc', '1', 'ct', ct)
+        else
+          redis.call('XADD', KEYS[2], '*', 'line', line, 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'ct', ct)
+        end
+      end
+    else
+      redis.call('PUBLISH', channel, line)
+    end
+    committed = stop
+    committed_str = ARGV[i + 1]
+    added = added + 1
+  end
+  i = i + 4
+end
+if added > 0 then
+  redis.call('HSET', KEYS[1], field, committed_str)
+end
+return {added, skipped, committed_str}

@@ -1,0 +1,230 @@
+//! `redtail demo`: generator, watcher and subscriber in one process, with
+//! app.log and the checkpoint in a temporary directory, against
+//! REDTAIL_REDIS_URL or a redis-server started here on a free loopback port.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use redtail_bus::{Mode, RedisTarget};
+use redtail_tail::StartAt;
+
+use crate::env::{ConfigError, Env};
+use crate::roles::{self, Process};
+use crate::runner::{fail, run_role};
+
+pub struct DemoPlan {
+    target: Option<RedisTarget>,
+    rate: u64,
+    seed: Option<u64>,
+    pubsub: bool,
+}
+
+pub fn plan(env: &Env) -> Result<DemoPlan, ConfigError> {
+    let target = match env.optional_string("REDTAIL_REDIS_URL") {
+        Some(_) => Some(env.redis_target()?),
+        None => None,
+    };
+    let seed = match env.optional_string("REDTAIL_SEED") {
+        Some(_) => Some(env.u64("REDTAIL_SEED", 0)?),
+        None => None,
+    };
+    Ok(DemoPlan {
+        target,
+        rate: env.u64("REDTAIL_RATE", 5)?,
+        seed,
+        pubsub: env.choice("REDTAIL_MODE", "stream", &["stream", "pubsub"])? == "pubsub",
+    })
+}
+
+/// A redis-server child, stopped when dropped.
+struct LocalRedis {
+    child: Child,
+}
+
+impl Drop for LocalRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+fn start_redis(dir: &Path) -> Result<(LocalRedis, String), String> {
+    let server = find_in_path("redis-server").ok_or(
+        "redis-server not found. Install it (Debian/Ubuntu: sudo apt-get install -y redis-server) \
+         or set REDTAIL_REDIS_URL to a running Redis.",
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("finding a free port: {e}"))?
+        .port();
+    let child = Command::new(server)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting redis-server: {e}"))?;
+    let redis = LocalRedis { child };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "redis-server did not listen on port {port} within 5 s"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((redis, format!("redis://127.0.0.1:{port}")))
+}
+
+pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
+    let dir = match tempfile::Builder::new().prefix("redtail-demo-").tempdir() {
+        Ok(dir) => dir,
+        Err(e) => return fail(format!("creating a temporary directory: {e}")),
+    };
+    let (_redis, target) = match plan.target {
+        Some(target) => (None, target),
+        None => match start_redis(dir.path()) {
+            Ok((redis, url)) => (Some(redis), RedisTarget::new(url)),
+            Err(e) => return fail(e),
+        },
+    };
+    let log_path = dir.path().join("app.log");
+    let source = format!("demo-{}", roles::host_name());
+    let generator = redtail_generator::Config {
+        log_path: log_path.clone(),
+        rate: plan.rate,
+        count: 0,
+        seed: plan.seed,
+        rotate_bytes: 0,
+        rotate_keep: 5,
+        host: roles::host_name(),
+        service: "app".into(),
+    };
+    let watcher = redtail_watcher::Config {
+        log_path: log_path.clone(),
+        checkpoint_path: dir.path().join("checkpoint.json"),
+        checkpoint_every_lines: 1000,
+        checkpoint_interval: Duration::from_secs(1),
+        start_at: StartAt::Beginning,
+        source: source.clone(),
+        max_line_bytes: 1 << 20,
+        batch_max_lines: 1024,
+        batch_max_bytes: 1 << 20,
+        read_buffer_bytes: 256 * 1024,
+        poll_interval: Duration::from_millis(250),
+        target: target.clone(),
+        mode: if plan.pubsub {
+            Mode::PubSub {
+                channel: "logs".into(),
+            }
+        } else {
+            Mode::Stream {
+                key: "redtail:logs".into(),
+                maxlen: 1_000_000,
+            }
+        },
+        shutdown_timeout: process.shutdown_timeout,
+    };
+    let subscriber = redtail_subscriber::Config {
+        target: target.clone(),
+        stream: "redtail:logs".into(),
+        channel: "logs".into(),
+        pubsub: plan.pubsub,
+        group: "redtail-demo".into(),
+        consumer: source,
+        output_format: redtail_subscriber::OutputFormat::Udm,
+        output_path: None,
+        claim_idle: Duration::from_secs(30),
+        batch_size: 512,
+        block: Duration::from_secs(1),
+        product_name: "redtail".into(),
+    };
+    run_role(
+        &["generate", "watch", "subscribe"],
+        process,
+        |ctx| async move {
+            eprintln!("redtail demo");
+            eprintln!(
+                "  redis:   {}{}",
+                target.redacted(),
+                if _redis.is_some() {
+                    " (started here; stopped on exit)"
+                } else {
+                    ""
+                }
+            );
+            eprintln!("  app.log: {}", log_path.display());
+            if let Some(url) = &ctx.metrics_url {
+                eprintln!("  metrics: {url}  (also /healthz and /readyz)");
+            }
+            eprintln!("  events below; Ctrl-C to stop\n");
+            let gen_metrics =
+                redtail_generator::Metrics::register(&ctx.registry).map_err(|e| e.to_string())?;
+            let watch_metrics =
+                redtail_watcher::Metrics::register(&ctx.registry).map_err(|e| e.to_string())?;
+            let sub_metrics =
+                redtail_subscriber::Metrics::register(&ctx.registry).map_err(|e| e.to_string())?;
+            let redis_up = ctx.common.redis_up.clone();
+            let result = tokio::try_join!(
+                async {
+                    redtail_generator::run(
+                        generator,
+                        gen_metrics,
+                        ctx.liveness.clone(),
+                        ctx.shutdown.clone(),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("generator: {e}"))
+                },
+                async {
+                    redtail_watcher::run(
+                        watcher,
+                        watch_metrics,
+                        redis_up.clone(),
+                        ctx.readiness.clone(),
+                        ctx.liveness.clone(),
+                        ctx.shutdown.clone(),
+                    )
+                    .await
+                    .map_err(|e| format!("watcher: {e}"))
+                },
+                async {
+                    redtail_subscriber::run(
+                        subscriber,
+                        sub_metrics,
+                        redis_up.clone(),
+                        ctx.readiness.clone(),
+                        ctx.liveness.clone(),
+                        ctx.shutdown.clone(),
+                    )
+                    .await
+                    .map_err(|e| format!("subscriber: {e}"))
+                },
+            );
+            drop(_redis);
+            result.map(|_| ())
+        },
+    )
+    .await
+}

@@ -1,0 +1,101 @@
+//! Process plumbing around a role: logging, metrics registry, admin server,
+//! signals and the shutdown deadline. Every role goes through here, so they
+//! all start, report and stop the same way.
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use prometheus::Registry;
+use redtail_telemetry::admin::{self, AdminState};
+use redtail_telemetry::metrics::CommonMetrics;
+use redtail_telemetry::readiness::{Liveness, Readiness};
+use redtail_telemetry::shutdown::{self, Shutdown};
+
+use crate::roles::Process;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What a role gets from the process.
+pub struct RoleContext {
+    pub registry: Registry,
+    pub common: CommonMetrics,
+    pub readiness: Readiness,
+    pub liveness: Liveness,
+    pub shutdown: Shutdown,
+    /// `http://addr/metrics` when the admin server runs.
+    pub metrics_url: Option<String>,
+}
+
+/// Exit status 1 with a one-line message (runtime failure that cannot be retried).
+pub fn fail(message: impl std::fmt::Display) -> ExitCode {
+    tracing::error!("{message}");
+    eprintln!("redtail: {message}");
+    ExitCode::from(1)
+}
+
+/// Starts the plumbing, runs `role`, and turns its result into an exit status.
+pub async fn run_role<F, Fut, E>(roles: &[&str], process: Process, role: F) -> ExitCode
+where
+    F: FnOnce(RoleContext) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let registry = Registry::new();
+    let common = match CommonMetrics::register(&registry) {
+        Ok(common) => common,
+        Err(e) => return fail(format!("registering metrics: {e}")),
+    };
+    for role in roles {
+        common.set_build_info(VERSION, role);
+    }
+    let readiness = Readiness::default();
+    let liveness = Liveness::new(Duration::from_secs(60));
+    let (trigger, shutdown) = Shutdown::new();
+
+    let mut metrics_url = None;
+    if let Some(addr) = process.metrics_addr {
+        let listener = match admin::bind(addr).await {
+            Ok(listener) => listener,
+            Err(e) => return fail(format!("binding REDTAIL_METRICS_ADDR {addr}: {e}")),
+        };
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(addr = %local, "Metrics on http://{local}/metrics (and /healthz, /readyz).");
+        metrics_url = Some(format!("http://{local}/metrics"));
+        let state = AdminState {
+            registry: registry.clone(),
+            readiness: readiness.clone(),
+            liveness: liveness.clone(),
+        };
+        tokio::spawn(admin::serve(listener, state, shutdown.wait_owned()));
+    }
+
+    let timeout = process.shutdown_timeout;
+    tokio::spawn(async move {
+        let signal = shutdown::signal().await;
+        tracing::info!(signal, "Shutting down.");
+        trigger.trigger();
+        tokio::time::sleep(timeout).await;
+        tracing::error!(
+            timeout_ms = timeout.as_millis() as u64,
+            "Graceful shutdown took too long; exiting."
+        );
+        std::process::exit(1);
+    });
+
+    let context = RoleContext {
+        registry,
+        common,
+        readiness,
+        liveness,
+        shutdown,
+        metrics_url,
+    };
+    match role(context).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}

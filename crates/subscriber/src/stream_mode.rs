@@ -1,0 +1,252 @@
+//! Stream mode: read a batch, write it, flush, then one XACK. At-least-once.
+//!
+//! The order is the whole guarantee: an entry is acknowledged only after its event reached
+//! the kernel, so a crash at any point leaves it pending and it is read again (by this
+//! consumer at restart, or claimed by another). A failed acknowledgement is retried before
+//! anything new is read, so a Redis blip never causes a duplicate by itself.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use redtail_bus::consumer::{GroupMonitor, StreamBatch, StreamConsumer, StreamConsumerConfig};
+use redtail_bus::Backoff;
+use redtail_telemetry::readiness::Liveness;
+use redtail_telemetry::shutdown::Shutdown;
+
+use crate::health::RedisHealth;
+use crate::pipeline::{Item, Pipeline};
+use crate::timestamp;
+use crate::udm::LineContext;
+use crate::{Config, Metrics, SubscriberError};
+
+/// How often the pending/lag gauges are refreshed: often enough for a dashboard, rarely
+/// enough to cost Redis nothing.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// `newest_us` value meaning "no event processed yet".
+const NONE_YET: i64 = i64::MIN;
+
+pub(crate) async fn run(
+    config: &Config,
+    mut pipeline: Pipeline,
+    metrics: Metrics,
+    mut health: RedisHealth,
+    liveness: Liveness,
+    shutdown: Shutdown,
+) -> Result<(), SubscriberError> {
+    let mut consumer = StreamConsumer::new(
+        config.target.clone(),
+        StreamConsumerConfig {
+            stream: config.stream.clone(),
+            group: config.group.clone(),
+            consumer: config.consumer.clone(),
+            count: config.batch_size,
+            block: config.block,
+            claim_idle: config.claim_idle,
+            claim_interval: config.claim_interval(),
+        },
+    )?;
+    let monitor = GroupMonitor::new(config.target.clone(), &config.stream, &config.group)?;
+    // Event time (µs) of the newest event of the last batch, shared with the gauge task.
+    let newest_us = Arc::new(AtomicI64::new(NONE_YET));
+    let gauges = tokio::spawn(sample_gauges(
+        monitor,
+        metrics.clone(),
+        Arc::clone(&newest_us),
+        shutdown.clone(),
+    ));
+    tracing::info!(
+        stream = %config.stream,
+        group = %config.group,
+        consumer = %config.consumer,
+        output = %config.output_description(),
+        format = %config.output_format,
+        "Consuming the stream."
+    );
+
+    let mut backoff = Backoff::default();
+    // Ids written out but not yet acknowledged (the acknowledgement failed).
+    let mut unacked: Vec<String> = Vec::new();
+    let result = async {
+        loop {
+            liveness.beat();
+            if !unacked.is_empty() {
+                match consumer.ack(&unacked).await {
+                    Ok(n) => {
+                        metrics.acked.inc_by(n);
+                        unacked.clear();
+                        health.up();
+                        backoff.reset();
+                    }
+                    Err(err) => {
+                        health.down(err)?;
+                        if pause(&mut backoff, &shutdown).await {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                }
+            }
+            if shutdown.is_triggered() {
+                return Ok(());
+            }
+            let read = tokio::select! {
+                biased;
+                _ = shutdown.wait() => return Ok(()),
+                read = consumer.next_batch() => read,
+            };
+            let batch = match read {
+                Ok(batch) => {
+                    health.up();
+                    backoff.reset();
+                    batch
+                }
+                Err(err) => {
+                    health.down(err)?;
+                    if pause(&mut backoff, &shutdown).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let started = Instant::now();
+            write_batch(&mut pipeline, &batch, &metrics, &newest_us).await?;
+            unacked = batch.ack_ids();
+            match consumer.ack(&unacked).await {
+                Ok(n) => {
+                    metrics.acked.inc_by(n);
+                    unacked.clear();
+                    metrics
+                        .batch_duration
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                // Kept in `unacked`; retried at the top of the loop after the backoff.
+                Err(err) => {
+                    health.down(err)?;
+                    if pause(&mut backoff, &shutdown).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    .await;
+
+    gauges.abort();
+    if !unacked.is_empty() {
+        // Shutting down with a written batch unacknowledged: one last try. If it fails the
+        // entries stay pending and are read again (at-least-once), which is all we can do.
+        match consumer.ack(&unacked).await {
+            Ok(n) => metrics.acked.inc_by(n),
+            Err(err) => tracing::warn!(
+                entries = unacked.len(),
+                error = %err,
+                "Could not acknowledge the last batch; it will be delivered again."
+            ),
+        }
+    }
+    let flushed = pipeline.flush().await;
+    result.and(flushed)
+}
+
+/// Writes every entry of `batch`, then flushes. Any output error is fatal: the batch is
+/// then not acknowledged.
+async fn write_batch(
+    pipeline: &mut Pipeline,
+    batch: &StreamBatch,
+    metrics: &Metrics,
+    newest_us: &AtomicI64,
+) -> Result<(), SubscriberError> {
+    let ingested = Utc::now();
+    let mut newest = None;
+    for entry in &batch.entries {
+        let collected = entry
+            .collected_us
+            .and_then(timestamp::from_micros)
+            .or_else(|| timestamp::from_millis(entry.id_ms));
+        let item = Item {
+            line: entry.line.as_deref(),
+            ctx: LineContext {
+                source: entry.src.as_deref(),
+                path: entry.path.as_deref(),
+                offset: entry.off,
+                file_id: entry.fid.as_deref(),
+                stream_id: Some(&entry.id),
+                truncated: entry.truncated,
+                collected,
+                extra: &entry.extra,
+            },
+            redelivered: entry.redelivered,
+        };
+        let event_time = pipeline.write(&item, ingested).await?;
+        newest = newest.max(Some(event_time));
+    }
+    pipeline.flush().await?;
+    if !batch.vanished.is_empty() {
+        metrics.vanished_entries.inc_by(batch.vanished.len() as u64);
+        tracing::warn!(
+            entries = batch.vanished.len(),
+            "Pending entries were trimmed from the stream before they could be processed."
+        );
+    }
+    if let Some(newest) = newest {
+        newest_us.store(newest.timestamp_micros(), Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Sleeps the next backoff delay; `true` if shutdown began meanwhile.
+async fn pause(backoff: &mut Backoff, shutdown: &Shutdown) -> bool {
+    let delay = backoff.next_delay();
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => shutdown.is_triggered(),
+        _ = shutdown.wait() => true,
+    }
+}
+
+/// Refreshes `pending_entries` and `lag_seconds` every [`GAUGE_INTERVAL`].
+///
+/// Lag is "now − the newest processed event's time" while the group has work left, and 0
+/// once it is caught up (nothing pending, nothing undelivered): an idle but healthy pipeline
+/// must not look further and further behind.
+async fn sample_gauges(
+    mut monitor: GroupMonitor,
+    metrics: Metrics,
+    newest_us: Arc<AtomicI64>,
+    shutdown: Shutdown,
+) {
+    let mut tick = tokio::time::interval(GAUGE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        let caught_up = match monitor.info().await {
+            Ok(info) => {
+                metrics
+                    .pending_entries
+                    .set(i64::try_from(info.pending).unwrap_or(i64::MAX));
+                info.caught_up()
+            }
+            Err(err) => {
+                // The main loop reports Redis trouble; here it only means a stale gauge.
+                tracing::debug!(error = %err, "Could not read the group's statistics.");
+                false
+            }
+        };
+        let newest = newest_us.load(Ordering::Relaxed);
+        let lag = if caught_up || newest == NONE_YET {
+            0.0
+        } else {
+            let now = Utc::now().timestamp_micros();
+            (now.saturating_sub(newest)).max(0) as f64 / 1e6
+        };
+        metrics.lag.set(lag);
+    }
+}

@@ -1,0 +1,118 @@
+//! What the tailer hands out: lines in batches, and the start/end of each file.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::FileId;
+
+/// One complete line of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// File offset of the line's first byte.
+    pub offset: u64,
+    /// File offset just after its '\n' (after the skipped rest of a cut line; the end of
+    /// file for the unterminated last line of a file rotated away). Committing `end`
+    /// is always safe: it is never in the middle of a line.
+    pub end: u64,
+    /// Range in [`Batch::data`]: the line without '\n' and without one '\r' before it;
+    /// for a cut line, its first `max_line_bytes` bytes.
+    pub data: Range<usize>,
+    /// The line was longer than `max_line_bytes` and was cut.
+    pub truncated: bool,
+}
+
+/// Consecutive complete lines of one file, in file order. The lines are ranges in one
+/// buffer so that a batch costs one allocation, not one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub id: FileId,
+    pub path: Arc<Path>,
+    pub data: Vec<u8>,
+    pub lines: Vec<Line>,
+}
+
+impl Batch {
+    /// The bytes of line `i`. Panics if `i >= self.len()`, like slice indexing.
+    pub fn line(&self, i: usize) -> &[u8] {
+        &self.data[self.lines[i].data.clone()]
+    }
+
+    /// End of the last line: the offset to commit once the whole batch is delivered
+    /// (0 for an empty batch, which the tailer never hands out).
+    pub fn end(&self) -> u64 {
+        self.lines.last().map_or(0, |l| l.end)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Total line bytes (what `max_bytes` bounds).
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TailItem {
+    /// The tailer starts delivering this file from `offset`; comes once per file,
+    /// before its first lines.
+    Opened {
+        id: FileId,
+        path: Arc<Path>,
+        offset: u64,
+    },
+    /// 1..=max_lines complete lines of one file, in file order.
+    Lines(Batch),
+    /// The file was rotated away, deleted or truncated and has been read to its end
+    /// (or a checkpointed file cannot be found any more): no more lines will come
+    /// under this id, so the caller drops its checkpoint entry.
+    Finished {
+        id: FileId,
+        path: Arc<Path>,
+        end: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_accessors() {
+        let batch = Batch {
+            id: FileId {
+                ino: 1,
+                fingerprint: 2,
+                generation: 0,
+            },
+            path: Arc::from(Path::new("/a")),
+            data: b"onetwo".to_vec(),
+            lines: vec![
+                Line {
+                    offset: 0,
+                    end: 4,
+                    data: 0..3,
+                    truncated: false,
+                },
+                Line {
+                    offset: 4,
+                    end: 9,
+                    data: 3..6,
+                    truncated: false,
+                },
+            ],
+        };
+        assert_eq!(batch.line(0), b"one");
+        assert_eq!(batch.line(1), b"two");
+        assert_eq!(batch.end(), 9);
+        assert_eq!(batch.len(), 2);
+        assert!(!batch.is_empty());
+        assert_eq!(batch.bytes(), 6);
+    }
+}

@@ -1,0 +1,141 @@
+//! The watcher's Prometheus metrics (names fixed by INTERFACE.md).
+
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
+};
+use redtail_telemetry::metrics::register;
+
+/// Every counter and gauge the watcher exports. Cheap to clone (shared handles).
+#[derive(Clone)]
+pub struct Metrics {
+    pub lines_published: IntCounter,
+    pub bytes_published: IntCounter,
+    pub lag_bytes: IntGaugeVec,
+    pub committed_offset: IntGaugeVec,
+    pub checkpoint_age_seconds: prometheus::Gauge,
+    pub checkpoint_writes: IntCounter,
+    pub checkpoint_errors: IntCounter,
+    pub publish_duration: Histogram,
+    pub publish_errors: IntCounterVec,
+    pub duplicates_skipped: IntCounter,
+    pub rotations: IntCounter,
+    pub truncations: IntCounter,
+    pub oversized_lines: IntCounter,
+    pub files_lost: IntCounter,
+    pub read_errors: IntCounter,
+    pub files_tracked: IntGauge,
+    pub batch_lines: Histogram,
+}
+
+impl Metrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let counter = |name: &str, help: &str| register(registry, IntCounter::new(name, help)?);
+        Ok(Self {
+            lines_published: counter(
+                "redtail_watcher_lines_published_total",
+                "Lines acknowledged by Redis (published now, not counting idempotent skips).",
+            )?,
+            bytes_published: counter(
+                "redtail_watcher_bytes_published_total",
+                "Line bytes acknowledged by Redis.",
+            )?,
+            lag_bytes: register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "redtail_watcher_lag_bytes",
+                        "Bytes present in the file but not yet published (file size - committed offset).",
+                    ),
+                    &["path"],
+                )?,
+            )?,
+            committed_offset: register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "redtail_watcher_committed_offset_bytes",
+                        "Offset published to Redis and committed, for the file now at this path.",
+                    ),
+                    &["path"],
+                )?,
+            )?,
+            checkpoint_age_seconds: register(
+                registry,
+                prometheus::Gauge::new(
+                    "redtail_watcher_checkpoint_age_seconds",
+                    "Seconds since the checkpoint file was last written (or confirmed current) successfully.",
+                )?,
+            )?,
+            checkpoint_writes: counter(
+                "redtail_watcher_checkpoint_writes_total",
+                "Checkpoint files written.",
+            )?,
+            checkpoint_errors: counter(
+                "redtail_watcher_checkpoint_errors_total",
+                "Failed checkpoint writes (publishing goes on; Redis offsets still prevent duplicates).",
+            )?,
+            publish_duration: register(
+                registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "redtail_watcher_publish_duration_seconds",
+                        "One batch round trip to Redis (successful attempts).",
+                    )
+                    .buckets(exponential_buckets(0.0001, 2.0, 18)?),
+                )?,
+            )?,
+            publish_errors: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "redtail_watcher_publish_errors_total",
+                        "Failed publish attempts, by reason.",
+                    ),
+                    &["reason"],
+                )?,
+            )?,
+            duplicates_skipped: counter(
+                "redtail_watcher_duplicates_skipped_total",
+                "Lines Redis already had (idempotent skip after a retry or restart).",
+            )?,
+            rotations: counter(
+                "redtail_watcher_rotations_total",
+                "Files followed through rotation (rename, delete and re-create).",
+            )?,
+            truncations: counter(
+                "redtail_watcher_truncations_total",
+                "Files found truncated (copy-and-truncate) and restarted at offset 0.",
+            )?,
+            oversized_lines: counter(
+                "redtail_watcher_oversized_lines_total",
+                "Lines cut at REDTAIL_MAX_LINE_BYTES.",
+            )?,
+            files_lost: counter(
+                "redtail_watcher_files_lost_total",
+                "Checkpointed files that could not be found again (their unread lines are lost).",
+            )?,
+            read_errors: counter(
+                "redtail_watcher_read_errors_total",
+                "Errors reading log files (retried at the next poll).",
+            )?,
+            files_tracked: register(
+                registry,
+                IntGauge::new(
+                    "redtail_watcher_files_tracked",
+                    "Files the watcher is reading now.",
+                )?,
+            )?,
+            batch_lines: register(
+                registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "redtail_watcher_batch_lines",
+                        "Lines per published batch.",
+                    )
+                    .buckets(exponential_buckets(1.0, 2.0, 12)?),
+                )?,
+            )?,
+        })
+    }
+}

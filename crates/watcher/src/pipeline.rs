@@ -1,0 +1,225 @@
+//! publish → commit → checkpoint: the loop that owns the committed state.
+//!
+//! Invariant: an offset enters the checkpoint only after Redis acknowledged the
+//! script call that stored the same offset in `redtail:offsets`. The checkpoint
+//! may lag behind Redis (then the script skips the re-sent lines), never lead it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus::IntGauge;
+use redtail_bus::{Backoff, OutLine, PublishBatch, Publisher};
+use redtail_checkpoint::{Checkpoint, CheckpointStore, FlushPolicy};
+use redtail_tail::{Batch, TailItem};
+use redtail_telemetry::readiness::{Liveness, Readiness};
+use redtail_telemetry::shutdown::Shutdown;
+use tokio::sync::mpsc;
+
+use crate::state::CommitState;
+use crate::{Metrics, WatcherError};
+
+/// Milliseconds since the Unix epoch of the last successful checkpoint write,
+/// shared with the gauge task (which must keep running while publishing is stuck).
+pub(crate) type LastWrite = Arc<AtomicU64>;
+
+pub(crate) fn now_ms() -> u64 {
+    chrono::Utc::now().timestamp_millis().max(0) as u64
+}
+
+pub(crate) struct Pipeline {
+    pub source: String,
+    pub publisher: Publisher,
+    pub store: CheckpointStore,
+    pub checkpoint: Checkpoint,
+    pub policy: FlushPolicy,
+    pub state: CommitState,
+    pub metrics: Metrics,
+    pub redis_up: IntGauge,
+    pub readiness: Readiness,
+    pub liveness: Liveness,
+    pub last_write: LastWrite,
+    /// Retry budget for the batch in flight once shutdown began.
+    pub shutdown_grace: Duration,
+}
+
+impl Pipeline {
+    /// Runs until shutdown (Ok) or a non-retryable failure (Err).
+    pub async fn run(
+        &mut self,
+        mut rx: mpsc::Receiver<TailItem>,
+        shutdown: &Shutdown,
+    ) -> Result<(), WatcherError> {
+        let mut beat = tokio::time::interval(Duration::from_secs(1));
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let flush_at = self
+                .policy
+                .next_deadline()
+                .map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                _ = shutdown.wait() => return Ok(()),
+                item = rx.recv() => match item {
+                    Some(item) => self.handle(item, shutdown).await?,
+                    None => return Err(WatcherError::ReaderGone),
+                },
+                _ = sleep_until_opt(flush_at) => {}
+                _ = beat.tick() => self.liveness.beat(),
+            }
+            if self.policy.due(Instant::now()) {
+                self.flush();
+            }
+        }
+    }
+
+    async fn handle(&mut self, item: TailItem, shutdown: &Shutdown) -> Result<(), WatcherError> {
+        match item {
+            TailItem::Opened { id, path, offset } => {
+                self.state.opened(&path, id, offset);
+                self.metrics.files_tracked.set(self.state.tracked() as i64);
+                if offset > 0 {
+                    // A start at the end (or a resume) is a position worth keeping.
+                    self.checkpoint.commit(&id.to_string(), &path, offset);
+                }
+            }
+            TailItem::Lines(batch) => {
+                if let Some(committed) = self.publish(&batch, shutdown).await? {
+                    self.state.committed(&batch.path, batch.id, committed);
+                    self.checkpoint
+                        .commit(&batch.id.to_string(), &batch.path, committed);
+                    self.policy.note_committed(batch.lines.len() as u64);
+                }
+            }
+            TailItem::Finished { id, path, end } => {
+                tracing::debug!(path = %path.display(), fid = %id, end, "File finished.");
+                if self.checkpoint.remove(&id.to_string()) {
+                    // Make the removal durable at the next policy deadline.
+                    self.policy.note_committed(1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Publish one batch, retrying with backoff until Redis takes it.
+    /// Returns the committed offset, or None when shutdown ran out of patience
+    /// (the batch was not committed and is read again after the restart).
+    async fn publish(
+        &mut self,
+        batch: &Batch,
+        shutdown: &Shutdown,
+    ) -> Result<Option<u64>, WatcherError> {
+        let fid = batch.id.to_string();
+        let path = batch.path.to_string_lossy();
+        let lines: Vec<OutLine<'_>> = batch
+            .lines
+            .iter()
+            .map(|l| OutLine {
+                offset: l.offset,
+                end: l.end,
+                truncated: l.truncated,
+                data: &batch.data[l.data.clone()],
+            })
+            .collect();
+        let request = PublishBatch {
+            source: &self.source,
+            fid: &fid,
+            path: &path,
+            collected_us: chrono::Utc::now().timestamp_micros(),
+            lines,
+        };
+        let mut backoff = Backoff::default();
+        let mut give_up_at: Option<Instant> = None;
+        loop {
+            let started = Instant::now();
+            match self.publisher.publish(&request).await {
+                Ok(outcome) => {
+                    self.metrics
+                        .publish_duration
+                        .observe(started.elapsed().as_secs_f64());
+                    self.metrics.batch_lines.observe(request.lines.len() as f64);
+                    self.redis_up.set(1);
+                    let skipped = (outcome.skipped as usize).min(request.lines.len());
+                    let added_bytes: usize =
+                        request.lines[skipped..].iter().map(|l| l.data.len()).sum();
+                    self.metrics.lines_published.inc_by(outcome.added);
+                    self.metrics.bytes_published.inc_by(added_bytes as u64);
+                    self.metrics.duplicates_skipped.inc_by(outcome.skipped);
+                    if backoff.attempts() > 0 {
+                        tracing::info!(
+                            attempts = backoff.attempts(),
+                            "Publishing again after Redis trouble."
+                        );
+                    }
+                    return Ok(Some(outcome.committed.max(batch.end())));
+                }
+                Err(error) => {
+                    self.metrics
+                        .publish_errors
+                        .with_label_values(&[error.reason()])
+                        .inc();
+                    self.redis_up.set(0);
+                    if !error.is_retryable() {
+                        return Err(WatcherError::Redis(error));
+                    }
+                    if backoff.attempts() == 0 {
+                        tracing::warn!(%error, reason = error.reason(), "Publishing failed; retrying with backoff.");
+                    } else {
+                        tracing::debug!(%error, attempt = backoff.attempts(), "Publishing failed again.");
+                    }
+                    if shutdown.is_triggered() {
+                        let deadline =
+                            *give_up_at.get_or_insert_with(|| Instant::now() + self.shutdown_grace);
+                        if Instant::now() >= deadline {
+                            tracing::warn!("Shutting down with a batch unpublished; it is read again after the restart.");
+                            return Ok(None);
+                        }
+                    }
+                    let delay = backoff.next_delay();
+                    let woke_by_shutdown = tokio::select! {
+                        _ = tokio::time::sleep(delay) => false,
+                        _ = shutdown.wait(), if give_up_at.is_none() => true,
+                    };
+                    if woke_by_shutdown {
+                        give_up_at = Some(Instant::now() + self.shutdown_grace);
+                    }
+                    self.liveness.beat();
+                }
+            }
+        }
+    }
+
+    /// Write the checkpoint if anything changed. A failure is reported and
+    /// retried at the next deadline: publishing goes on, and the Redis-side
+    /// offsets keep preventing duplicates meanwhile.
+    pub fn flush(&mut self) {
+        match self.store.save(&self.checkpoint) {
+            Ok(written) => {
+                if written {
+                    self.metrics.checkpoint_writes.inc();
+                    self.last_write.store(now_ms(), Ordering::Relaxed);
+                }
+                self.readiness.set_ok("checkpoint");
+            }
+            Err(error) => {
+                self.metrics.checkpoint_errors.inc();
+                tracing::warn!(%error, "Writing the checkpoint failed; will retry.");
+                self.readiness
+                    .set_failing("checkpoint", format!("write failed: {error}"));
+                // Keep the write pending so it is retried one interval later.
+                self.policy.flushed(Instant::now());
+                self.policy.note_committed(1);
+                return;
+            }
+        }
+        self.policy.flushed(Instant::now());
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

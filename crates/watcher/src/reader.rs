@@ -1,0 +1,87 @@
+//! The reading side: the tailer on its own OS thread, handing items to the
+//! async publisher through a small bounded channel.
+//!
+//! Why a thread: the tailer does plain blocking `read`s with large buffers
+//! (far faster than `tokio::fs`), and it sleeps in `wait` on inotify events.
+//! Why a bounded channel of two: while Redis is down the channel fills, the
+//! thread blocks, and the file itself is the buffer — memory stays at a couple
+//! of batches whatever the outage length.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use redtail_tail::{TailItem, TailWaker, Tailer};
+use tokio::sync::mpsc;
+
+/// Items queued between the reader and the publisher. One is being built by
+/// the reader, two wait here, one is in flight: a bounded pipeline.
+pub(crate) const CHANNEL_DEPTH: usize = 2;
+
+pub(crate) struct Reader {
+    stop: Arc<AtomicBool>,
+    waker: TailWaker,
+    handle: Option<JoinHandle<()>>,
+}
+
+pub(crate) struct ReadLimits {
+    pub max_lines: usize,
+    pub max_bytes: usize,
+    pub poll_interval: Duration,
+}
+
+impl Reader {
+    /// Starts the thread. It ends when `stop` is called or the receiver is dropped.
+    pub fn spawn(
+        mut tailer: Tailer,
+        limits: ReadLimits,
+        tx: mpsc::Sender<TailItem>,
+    ) -> std::io::Result<Reader> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let waker = tailer.waker();
+        let thread_stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("redtail-reader".into())
+            .spawn(move || {
+                while !thread_stop.load(Ordering::Acquire) {
+                    match tailer.next_item(limits.max_lines, limits.max_bytes) {
+                        Ok(Some(item)) => {
+                            if tx.blocking_send(item).is_err() {
+                                return; // publisher gone: shutting down
+                            }
+                        }
+                        Ok(None) => tailer.wait(limits.poll_interval),
+                        Err(error) => {
+                            // Reported through TailEvents where it has a path; a
+                            // whole-tailer error is retried after a poll interval.
+                            tracing::warn!(%error, reason = error.reason(), "Tailer error; retrying.");
+                            tailer.wait(limits.poll_interval);
+                        }
+                    }
+                }
+            })?;
+        Ok(Reader {
+            stop,
+            waker,
+            handle: Some(handle),
+        })
+    }
+
+    /// Ask the thread to stop reading; it finishes the item it is building.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Wait for the thread to end (the receiver must be dropped first, or it
+    /// may be blocked sending).
+    pub fn join(mut self) {
+        self.stop();
+        if let Some(handle) = self.handle.take() {
+            if handle.join().is_err() {
+                tracing::error!("The reader thread panicked.");
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian/Ubuntu machine with Rust installed.
+# Installs what the tests need (redis-server, promtool, helm, ...) when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+ensure_rust
+ensure_packages redis-server redis-server redis-tools
+
+echo "==> cargo test (unit, model, integration and fault tests against a real redis-server)"
+cargo test --workspace --locked -- --test-threads="${REDTAIL_TEST_THREADS:-2}"
+
+for extra in check-observability.sh check-chart.sh container-tests.sh; do
+  if [ -x "scripts/$extra" ]; then
+    echo "==> scripts/$extra"
+    "scripts/$extra"
+  fi
+done
+echo "==> all tests passed"
