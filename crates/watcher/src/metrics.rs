@@ -30,6 +30,14 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metrics = Self::register_all(registry)?;
+        for reason in redtail_bus::BusError::REASONS {
+            metrics.publish_errors.with_label_values(&[reason]);
+        }
+        Ok(metrics)
+    }
+
+    fn register_all(registry: &Registry) -> Result<Self, prometheus::Error> {
         let counter = |name: &str, help: &str| register(registry, IntCounter::new(name, help)?);
         Ok(Self {
             lines_published: counter(

@@ -77,6 +77,7 @@ impl Pipeline {
         match item {
             TailItem::Opened { id, path, offset } => {
                 self.state.opened(&path, id, offset);
+                self.state.update_gauges(&self.metrics);
                 self.metrics.files_tracked.set(self.state.tracked() as i64);
                 if offset > 0 {
                     // A start at the end (or a resume) is a position worth keeping.
