@@ -47,7 +47,13 @@ mod tests {
             TailError::InvalidPattern("a".into()).reason(),
             "invalid_pattern"
         );
-        assert_eq!(TailError::InvalidFileId("a".into()).reason(), "invalid_file_id");
-        assert_eq!(TailError::InvalidConfig("a".into()).reason(), "invalid_config");
+        assert_eq!(
+            TailError::InvalidFileId("a".into()).reason(),
+            "invalid_file_id"
+        );
+        assert_eq!(
+            TailError::InvalidConfig("a".into()).reason(),
+            "invalid_config"
+        );
     }
 }

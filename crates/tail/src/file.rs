@@ -138,7 +138,9 @@ impl TrackedFile {
         };
         loop {
             while batch.lines.len() < max_lines {
-                let Some(line) = self.framer.peek() else { break };
+                let Some(line) = self.framer.peek() else {
+                    break;
+                };
                 if !batch.lines.is_empty() && batch.data.len() + line.range.len() > max_bytes {
                     return Ok(Some(batch));
                 }

@@ -135,7 +135,9 @@ pub fn new_generation(previous: u64) -> u64 {
     let mut chosen = 0;
     // fetch_update's closure always returns Some, so the update cannot fail.
     let _ = LAST_GENERATION.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
-        chosen = now.max(last.saturating_add(1)).max(previous.saturating_add(1));
+        chosen = now
+            .max(last.saturating_add(1))
+            .max(previous.saturating_add(1));
         Some(chosen)
     });
     chosen

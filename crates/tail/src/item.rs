@@ -69,9 +69,10 @@ pub enum TailItem {
     },
     /// 1..=max_lines complete lines of one file, in file order.
     Lines(Batch),
-    /// The file was rotated away, deleted or truncated and has been read to its end
-    /// (or a checkpointed file cannot be found any more): no more lines will come
-    /// under this id, so the caller drops its checkpoint entry.
+    /// The file was rotated away, deleted or truncated and has been read to its end:
+    /// no more lines will come under this id, so the caller drops its checkpoint entry.
+    /// Also sent, without a prior `Opened`, for a checkpointed id that is gone at start
+    /// (file lost, or truncated while we were down), so stale entries get dropped too.
     Finished {
         id: FileId,
         path: Arc<Path>,

@@ -26,12 +26,9 @@ pub(crate) struct FilePattern {
 
 impl FilePattern {
     pub fn parse(pattern: &Path) -> Result<FilePattern, TailError> {
-        let invalid = |why: &str| {
-            TailError::InvalidPattern(format!("{}: {why}", pattern.display()))
-        };
-        let name = pattern
-            .file_name()
-            .ok_or_else(|| invalid("no file name"))?;
+        let invalid =
+            |why: &str| TailError::InvalidPattern(format!("{}: {why}", pattern.display()));
+        let name = pattern.file_name().ok_or_else(|| invalid("no file name"))?;
         let dir = match pattern.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -42,9 +39,9 @@ impl FilePattern {
             ));
         }
         let name = match name.to_str() {
-            Some(s) if s.contains(GLOB_CHARS) => NameMatch::Glob(
-                glob::Pattern::new(s).map_err(|e| invalid(&e.to_string()))?,
-            ),
+            Some(s) if s.contains(GLOB_CHARS) => {
+                NameMatch::Glob(glob::Pattern::new(s).map_err(|e| invalid(&e.to_string()))?)
+            }
             _ => NameMatch::Exact(name.to_os_string()),
         };
         Ok(FilePattern { dir, name })
@@ -100,7 +97,9 @@ impl FilePattern {
     pub fn list_siblings(&self) -> io::Result<Vec<PathBuf>> {
         let mut ranked: Vec<(u64, PathBuf)> = Vec::new();
         for path in self.regular_files()? {
-            let Some(name) = path.file_name() else { continue };
+            let Some(name) = path.file_name() else {
+                continue;
+            };
             match &self.name {
                 NameMatch::Exact(exact) => {
                     let (Some(name), Some(exact)) = (name.to_str(), exact.to_str()) else {
@@ -175,12 +174,22 @@ mod tests {
     #[test]
     fn lists_matches_and_siblings_in_rotation_order() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["app.log", "app.log.1", "app.log.10", "app.log.2", "app.log.x", "b.log"] {
+        for name in [
+            "app.log",
+            "app.log.1",
+            "app.log.10",
+            "app.log.2",
+            "app.log.x",
+            "b.log",
+        ] {
             fs::write(dir.path().join(name), b"x\n").unwrap();
         }
         fs::create_dir(dir.path().join("sub.log")).unwrap();
         let plain = FilePattern::parse(&dir.path().join("app.log")).unwrap();
-        assert_eq!(plain.list_matches().unwrap(), vec![dir.path().join("app.log")]);
+        assert_eq!(
+            plain.list_matches().unwrap(),
+            vec![dir.path().join("app.log")]
+        );
         let names: Vec<_> = plain
             .list_siblings()
             .unwrap()

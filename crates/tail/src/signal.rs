@@ -74,9 +74,7 @@ impl Signals {
     /// Set up the directory watch if there is none yet (at most every [`WATCH_RETRY`]).
     /// Returns the error of a failed attempt, for the caller to report.
     pub fn ensure_watch(&mut self) -> Option<io::Error> {
-        if self.watcher.is_some()
-            || self.last_attempt.is_some_and(|t| t.elapsed() < WATCH_RETRY)
-        {
+        if self.watcher.is_some() || self.last_attempt.is_some_and(|t| t.elapsed() < WATCH_RETRY) {
             return None;
         }
         self.last_attempt = Some(Instant::now());
@@ -95,12 +93,11 @@ impl Signals {
         };
         // The watch is on the directory, not the file: a watch on the file would follow
         // the old inode after a rename and never see the new file.
-        let result = RecommendedWatcher::new(handler, notify::Config::default()).and_then(
-            |mut watcher| {
+        let result =
+            RecommendedWatcher::new(handler, notify::Config::default()).and_then(|mut watcher| {
                 watcher.watch(&self.dir, RecursiveMode::NonRecursive)?;
                 Ok(watcher)
-            },
-        );
+            });
         match result {
             Ok(watcher) => {
                 self.watcher = Some(watcher);

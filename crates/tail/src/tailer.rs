@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use crate::file::TrackedFile;
 use crate::pattern::FilePattern;
 use crate::signal::Signals;
-use crate::{
-    FileId, KnownFile, StartAt, TailConfig, TailError, TailEvents, TailItem, TailWaker,
-};
+use crate::{FileId, KnownFile, StartAt, TailConfig, TailError, TailEvents, TailItem, TailWaker};
 
 /// What serving one file produced.
 enum Served {
@@ -89,7 +87,9 @@ impl Tailer {
         self.draining
             .iter()
             .chain(self.active.iter())
-            .filter_map(|f| f.id.map(|id| (id, Arc::clone(&f.path), f.framer.next_offset())))
+            .filter_map(|f| {
+                f.id.map(|id| (id, Arc::clone(&f.path), f.framer.next_offset()))
+            })
             .collect()
     }
 
@@ -115,14 +115,15 @@ impl Tailer {
 
     /// The next thing to hand out, or `None` when nothing is ready. Re-checks the
     /// directory when a file-system event arrived or `poll_interval` passed.
+    /// Problems with one file are reported through [`TailEvents::read_error`] and retried
+    /// at the next re-check, so they never stop the other files.
     pub fn next_item(
         &mut self,
         max_lines: usize,
         max_bytes: usize,
     ) -> Result<Option<TailItem>, TailError> {
         let max_lines = max_lines.max(1);
-        if self.signals.take_changed() || self.last_check.elapsed() >= self.config.poll_interval
-        {
+        if self.signals.take_changed() || self.last_check.elapsed() >= self.config.poll_interval {
             self.recheck();
         }
         if let Some(item) = self.ready.pop_front() {
@@ -147,7 +148,11 @@ impl Tailer {
             match serve(&mut self.active[i], false, max_lines, max_bytes, &*events) {
                 Served::Item(item) => {
                     // After a batch, give the other files a turn.
-                    self.next_active = if matches!(item, TailItem::Lines(_)) { i + 1 } else { i };
+                    self.next_active = if matches!(item, TailItem::Lines(_)) {
+                        i + 1
+                    } else {
+                        i
+                    };
                     return Ok(Some(item));
                 }
                 Served::Idle | Served::Done(_) => {}
@@ -188,7 +193,7 @@ impl Tailer {
         let matches = self.pattern.list_matches().map_err(dir_error)?;
         let mut unresolved = known;
         // If two entries name the same content, the newest generation wins.
-        unresolved.sort_by(|a, b| b.id.generation.cmp(&a.id.generation));
+        unresolved.sort_by_key(|k| std::cmp::Reverse(k.id.generation));
 
         for path in matches {
             let Some((mut f, head)) = self.open_for_start(&path, false) else {
@@ -258,7 +263,9 @@ impl Tailer {
             if unresolved.is_empty() && !take_unknown {
                 break;
             }
-            let Ok(meta) = fs::metadata(&path) else { continue };
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
             if !take_unknown && !unresolved.iter().any(|k| k.id.ino == meta.ino()) {
                 continue;
             }
@@ -452,7 +459,13 @@ fn serve(
     let id = match f.resolve_identity(draining) {
         Ok(Some(id)) => id,
         // Pending; a draining file without identity is empty: nothing was or will be read.
-        Ok(None) => return if draining { Served::Done(None) } else { Served::Idle },
+        Ok(None) => {
+            return if draining {
+                Served::Done(None)
+            } else {
+                Served::Idle
+            }
+        }
         Err(e) => return read_failed(f, draining, &e, events),
     };
     if draining && f.rotation_unreported {

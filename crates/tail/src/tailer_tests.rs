@@ -153,13 +153,22 @@ fn batches_respect_max_lines_and_max_bytes() {
     let log = dir.path().join("app.log");
     append(&log, b"aaaa\nbbbb\ncccc\ndddd\n");
     let (mut t, _) = tailer(test_config(&log), vec![]);
-    assert!(matches!(t.next_item(2, 100).unwrap(), Some(TailItem::Opened { .. })));
-    let Some(TailItem::Lines(b)) = t.next_item(3, 9).unwrap() else { panic!() };
+    assert!(matches!(
+        t.next_item(2, 100).unwrap(),
+        Some(TailItem::Opened { .. })
+    ));
+    let Some(TailItem::Lines(b)) = t.next_item(3, 9).unwrap() else {
+        panic!()
+    };
     assert_eq!((b.len(), b.bytes(), b.end()), (2, 8, 10));
-    let Some(TailItem::Lines(b)) = t.next_item(1, 100).unwrap() else { panic!() };
+    let Some(TailItem::Lines(b)) = t.next_item(1, 100).unwrap() else {
+        panic!()
+    };
     assert_eq!((b.len(), b.line(0), b.end()), (1, &b"cccc"[..], 15));
     // A single line larger than max_bytes still goes out, alone.
-    let Some(TailItem::Lines(b)) = t.next_item(10, 1).unwrap() else { panic!() };
+    let Some(TailItem::Lines(b)) = t.next_item(10, 1).unwrap() else {
+        panic!()
+    };
     assert_eq!((b.len(), b.line(0)), (1, &b"dddd"[..]));
     assert_eq!(t.next_item(10, 1).unwrap(), None);
 }
@@ -199,7 +208,10 @@ fn pending_identity_until_first_line() {
     assert!(drain(&mut t).is_empty());
     append(&log, b"\n");
     let mut ids = Vec::new();
-    assert_eq!(describe(&drain(&mut t), &mut ids), ["A open 0", "A abc@0-4"]);
+    assert_eq!(
+        describe(&drain(&mut t), &mut ids),
+        ["A open 0", "A abc@0-4"]
+    );
     assert_eq!(
         ids[0],
         FileId {
@@ -308,7 +320,12 @@ fn copy_truncate_restarts_at_zero_with_a_new_generation() {
     let mut ids = Vec::new();
     drain(&mut t);
     fs::copy(&log, dir.path().join("app.log.1")).unwrap();
-    OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
     let items = describe(&drain(&mut t), &mut ids);
     assert_eq!(items, ["A part@6-10", "A end 10"]);
     assert!(rec.take().contains(&Ev::Truncated(log.clone(), ids[0], 10)));
@@ -328,7 +345,12 @@ fn truncate_then_regrow_is_seen_through_the_fingerprint() {
     let (mut t, _) = tailer(test_config(&log), vec![]);
     let mut ids = Vec::new();
     drain(&mut t);
-    OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
     append(&log, b"cccccccc\ndd\n");
     let items = describe(&drain(&mut t), &mut ids);
     assert_eq!(
@@ -369,7 +391,9 @@ fn glob_picks_up_new_files_and_follows_renames_within_it() {
     append(&dir.path().join("c.log"), b"a2\n");
     let items = drain(&mut t);
     assert_eq!(describe(&items, &mut ids), ["A a2@3-6"]);
-    let TailItem::Lines(batch) = &items[0] else { panic!() };
+    let TailItem::Lines(batch) = &items[0] else {
+        panic!()
+    };
     assert_eq!(&*batch.path, dir.path().join("c.log").as_path());
     // A match that vanishes is finished.
     fs::rename(dir.path().join("b.log"), dir.path().join("b.old")).unwrap();
@@ -504,7 +528,9 @@ fn missing_directory_falls_back_to_polling() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("later/app.log");
     let (mut t, rec) = tailer(test_config(&log), vec![]);
-    assert!(rec.take().contains(&Ev::WatchFailed(dir.path().join("later"))));
+    assert!(rec
+        .take()
+        .contains(&Ev::WatchFailed(dir.path().join("later"))));
     assert!(drain(&mut t).is_empty());
     fs::create_dir(dir.path().join("later")).unwrap();
     append(&log, b"hi\n");
@@ -559,4 +585,13 @@ fn file_event_wakes_wait_before_the_poll_interval() {
     assert!(started.elapsed() < Duration::from_secs(10), "{seen:?}");
     assert_eq!(seen, ["A end 4", "B open 0", "B two@0-4"]);
     thread.join().unwrap();
+}
+
+#[test]
+fn tailer_can_move_to_its_thread_and_the_waker_is_shareable() {
+    fn send<T: Send>() {}
+    fn send_sync_clone<T: Send + Sync + Clone>() {}
+    send::<Tailer>();
+    send_sync_clone::<crate::TailWaker>();
+    send_sync_clone::<TailItem>();
 }

@@ -79,9 +79,13 @@ impl Pipeline {
                 self.state.opened(&path, id, offset);
                 self.state.update_gauges(&self.metrics);
                 self.metrics.files_tracked.set(self.state.tracked() as i64);
-                if offset > 0 {
-                    // A start at the end (or a resume) is a position worth keeping.
+                if offset > 0 || id.generation != 0 {
+                    // A start at the end (or a resume) is a position worth keeping. A
+                    // new generation (content truncated to the same first line) must be
+                    // recorded even at 0: restarted without it, the file would be taken
+                    // for generation 0, whose Redis offset would hide its new lines.
                     self.checkpoint.commit(&id.to_string(), &path, offset);
+                    self.policy.note_committed(1);
                 }
             }
             TailItem::Lines(batch) => {
