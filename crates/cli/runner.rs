@@ -50,6 +50,18 @@ where
         common.set_build_info(VERSION, role);
     }
     let readiness = Readiness::default();
+    // Not ready until the role says so: the admin server answers before the
+    // role's first step, and a readiness with no conditions would say "ready".
+    for role in roles {
+        match *role {
+            "watch" => {
+                readiness.set_failing("checkpoint", "not loaded yet");
+                readiness.set_failing("redis", "not connected yet");
+            }
+            "subscribe" => readiness.set_failing("redis", "not connected yet"),
+            _ => {}
+        }
+    }
     let liveness = Liveness::new(Duration::from_secs(60));
     let (trigger, shutdown) = Shutdown::new();
 

@@ -60,8 +60,8 @@ impl RedisHealth {
                 ),
                 _ => tracing::info!(redis = %self.target, "Connected to Redis."),
             }
-            self.readiness.set_ok(REDIS);
             self.redis_up.set(1);
+            self.readiness.set_ok(REDIS);
             self.state = State::Up;
             self.failures = 0;
         }
@@ -100,7 +100,12 @@ mod tests {
         let up = IntGauge::new("t_up", "h").expect("gauge");
         let errors = IntCounterVec::new(Opts::new("t_err", "h"), &["reason"]).expect("vec");
         let readiness = Readiness::default();
-        let mut h = RedisHealth::new(up.clone(), readiness.clone(), errors.clone(), "redis://x".into());
+        let mut h = RedisHealth::new(
+            up.clone(),
+            readiness.clone(),
+            errors.clone(),
+            "redis://x".into(),
+        );
         assert!(readiness.check().is_err());
         h.up();
         assert_eq!(up.get(), 1);

@@ -1,6 +1,8 @@
 //! The subscriber's metrics (names fixed by the interface; see INTERFACE.md).
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 use redtail_telemetry::metrics::register;
 
 /// Handles to every subscriber metric. Cloning shares the series.
@@ -128,9 +130,7 @@ fn batch_buckets() -> Vec<f64> {
 
 fn exponential_between(first: f64, last: f64, count: usize) -> Vec<f64> {
     let factor = (last / first).powf(1.0 / (count - 1) as f64);
-    let mut buckets: Vec<f64> = (0..count)
-        .map(|i| first * factor.powi(i as i32))
-        .collect();
+    let mut buckets: Vec<f64> = (0..count).map(|i| first * factor.powi(i as i32)).collect();
     // Pin the ends exactly, so the bucket labels read 0.0005 and 60 rather than 59.99999.
     buckets[0] = first;
     buckets[count - 1] = last;

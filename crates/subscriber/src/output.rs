@@ -82,7 +82,10 @@ mod tests {
         out.write(b"one\n").await.expect("write");
         out.write(b"two\n").await.expect("write");
         out.flush().await.expect("flush");
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), "before\none\ntwo\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "before\none\ntwo\n"
+        );
     }
 
     #[tokio::test]

@@ -27,7 +27,12 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(output: Output, format: OutputFormat, product_name: String, metrics: Metrics) -> Self {
+    pub fn new(
+        output: Output,
+        format: OutputFormat,
+        product_name: String,
+        metrics: Metrics,
+    ) -> Self {
         Pipeline {
             output,
             format,
@@ -52,7 +57,11 @@ impl Pipeline {
                 if serde_json::to_writer(&mut self.buf, &event.event).is_ok() {
                     self.buf.push(b'\n');
                 }
-                (event.parse_error.is_some(), event.line_time, event.event_time)
+                (
+                    event.parse_error.is_some(),
+                    event.line_time,
+                    event.event_time,
+                )
             }
             OutputFormat::Raw => {
                 let (ok, line_time) = item.line.map_or((false, None), peek_timestamp);
@@ -82,7 +91,9 @@ impl Pipeline {
         self.metrics.lines_received.inc();
         if let Some(line_time) = line_time {
             let latency = (ingested - line_time).to_std().unwrap_or_default();
-            self.metrics.end_to_end_latency.observe(latency.as_secs_f64());
+            self.metrics
+                .end_to_end_latency
+                .observe(latency.as_secs_f64());
         }
         Ok(event_time)
     }
@@ -165,7 +176,10 @@ mod tests {
         };
         p.write(&foreign, now).await.expect("skip");
         p.flush().await.expect("flush");
-        assert_eq!(std::fs::read(&path).expect("read"), b"{\"k\":1}\nnot json \xff\n");
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            b"{\"k\":1}\nnot json \xff\n"
+        );
         assert_eq!(metrics.lines_received.get(), 2);
         assert_eq!(metrics.parse_errors.get(), 2);
         assert_eq!(metrics.redeliveries.get(), 1);
@@ -186,6 +200,9 @@ mod tests {
         let event: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(event["metadata"]["product_name"], "prod");
         assert_eq!(metrics.end_to_end_latency.get_sample_count(), 1);
-        assert!(metrics.end_to_end_latency.get_sample_sum() > 1e8, "years of latency");
+        assert!(
+            metrics.end_to_end_latency.get_sample_sum() > 1e8,
+            "years of latency"
+        );
     }
 }

@@ -227,21 +227,21 @@ async fn sample_gauges(
             _ = shutdown.wait() => return,
             _ = tick.tick() => {}
         }
-        let caught_up = match monitor.info().await {
+        match monitor.info().await {
             Ok(info) => {
                 metrics
                     .pending_entries
                     .set(i64::try_from(info.pending).unwrap_or(i64::MAX));
-                info.caught_up()
             }
             Err(err) => {
                 // The main loop reports Redis trouble; here it only means a stale gauge.
                 tracing::debug!(error = %err, "Could not read the group's statistics.");
-                false
             }
-        };
+        }
+        // INTERFACE.md: now − timestamp of the newest event processed. It grows on
+        // an idle pipeline too; the alert rule pairs it with publishing activity.
         let newest = newest_us.load(Ordering::Relaxed);
-        let lag = if caught_up || newest == NONE_YET {
+        let lag = if newest == NONE_YET {
             0.0
         } else {
             let now = Utc::now().timestamp_micros();

@@ -152,11 +152,15 @@ mod tests {
     #[test]
     fn micros_and_millis() {
         assert_eq!(
-            from_micros(1_700_000_000_123_456).map(|d| format(&d)).as_deref(),
+            from_micros(1_700_000_000_123_456)
+                .map(|d| format(&d))
+                .as_deref(),
             Some("2023-11-14T22:13:20.123456Z")
         );
         assert_eq!(
-            from_millis(1_700_000_000_123).map(|d| format(&d)).as_deref(),
+            from_millis(1_700_000_000_123)
+                .map(|d| format(&d))
+                .as_deref(),
             Some("2023-11-14T22:13:20.123000Z")
         );
         assert_eq!(from_millis(u64::MAX), None);

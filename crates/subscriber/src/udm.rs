@@ -159,11 +159,20 @@ fn metadata(
     description: Option<String>,
 ) -> Map<String, Value> {
     let mut m = Map::new();
-    m.insert("event_timestamp".into(), timestamp::format(&event_time).into());
+    m.insert(
+        "event_timestamp".into(),
+        timestamp::format(&event_time).into(),
+    );
     if let Some(collected) = ctx.collected {
-        m.insert("collected_timestamp".into(), timestamp::format(&collected).into());
+        m.insert(
+            "collected_timestamp".into(),
+            timestamp::format(&collected).into(),
+        );
     }
-    m.insert("ingested_timestamp".into(), timestamp::format(&ingested).into());
+    m.insert(
+        "ingested_timestamp".into(),
+        timestamp::format(&ingested).into(),
+    );
     m.insert("event_type".into(), "GENERIC_EVENT".into());
     m.insert("product_name".into(), product_name.into());
     m.insert("vendor_name".into(), "redtail".into());

@@ -59,7 +59,10 @@ fn generator_line() {
         })
     );
     assert_eq!(out.line_time, Some(out.event_time));
-    assert_eq!(timestamp::format(&out.event_time), "2026-11-23T23:10:01.123456Z");
+    assert_eq!(
+        timestamp::format(&out.event_time),
+        "2026-11-23T23:10:01.123456Z"
+    );
 }
 
 #[test]
@@ -68,12 +71,18 @@ fn classic_line_with_type_and_naive_timestamp() {
     let out = udm(line);
     assert_eq!(out.parse_error, None);
     let e = &out.event;
-    assert_eq!(e["metadata"]["event_timestamp"], "2024-05-06T07:08:09.123456Z");
+    assert_eq!(
+        e["metadata"]["event_timestamp"],
+        "2024-05-06T07:08:09.123456Z"
+    );
     assert_eq!(e["metadata"]["description"], "disk 91% full");
     assert_eq!(e["principal"]["hostname"], "legacy");
     assert_eq!(e["security_result"]["severity"], "MEDIUM");
     assert_eq!(e["security_result"]["severity_details"], "warning");
-    assert!(e["additional"].get("type").is_none(), "consumed as the level");
+    assert!(
+        e["additional"].get("type").is_none(),
+        "consumed as the level"
+    );
     assert!(e["additional"].get("msg").is_none());
 }
 
@@ -106,7 +115,10 @@ fn severity_table() {
         assert_eq!(severity(level), want, "{level}");
     }
     let numeric = udm(br#"{"level":30}"#);
-    assert_eq!(numeric.event["security_result"]["severity"], "UNKNOWN_SEVERITY");
+    assert_eq!(
+        numeric.event["security_result"]["severity"],
+        "UNKNOWN_SEVERITY"
+    );
     assert_eq!(numeric.event["security_result"]["severity_details"], "30");
 }
 
@@ -118,7 +130,10 @@ fn not_json() {
     assert_eq!(e["metadata"]["description"], "plain text, not json");
     assert_eq!(e["additional"]["raw"], "plain text, not json");
     assert_eq!(e["additional"]["parse_error"], "invalid JSON");
-    assert_eq!(e["metadata"]["event_timestamp"], "2026-11-23T23:10:01.500000Z");
+    assert_eq!(
+        e["metadata"]["event_timestamp"],
+        "2026-11-23T23:10:01.500000Z"
+    );
     assert_eq!(e["principal"]["hostname"], "pod-a");
     assert_eq!(e["security_result"]["severity"], "UNKNOWN_SEVERITY");
     assert_eq!(out.line_time, None);
@@ -129,7 +144,10 @@ fn not_json() {
 fn not_utf8() {
     let out = udm(b"{\"message\":\"caf\xe9\"}");
     assert_eq!(out.parse_error, Some("invalid UTF-8"));
-    assert_eq!(out.event["additional"]["raw"], "{\"message\":\"caf\u{fffd}\"}");
+    assert_eq!(
+        out.event["additional"]["raw"],
+        "{\"message\":\"caf\u{fffd}\"}"
+    );
     // Serialising the event gives valid UTF-8 JSON.
     let text = serde_json::to_string(&out.event).expect("serialise");
     assert!(text.contains("caf\u{fffd}"));
@@ -146,7 +164,12 @@ fn json_but_not_an_object() {
         (b"{\"a\":", "invalid JSON"),
     ] {
         let out = udm(line);
-        assert_eq!(out.parse_error, Some(reason), "{:?}", String::from_utf8_lossy(line));
+        assert_eq!(
+            out.parse_error,
+            Some(reason),
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
         assert_eq!(out.event["additional"]["parse_error"], reason);
     }
 }
@@ -157,15 +180,24 @@ fn huge_lines() {
     let line = format!(r#"{{"level":"INFO","message":"{message}"}}"#);
     let out = udm(line.as_bytes());
     assert_eq!(out.parse_error, None);
-    assert_eq!(out.event["metadata"]["description"].as_str().map(str::len), Some(message.len()));
+    assert_eq!(
+        out.event["metadata"]["description"].as_str().map(str::len),
+        Some(message.len())
+    );
 
     let garbage = "é".repeat(600_000);
     let out = udm(garbage.as_bytes());
     assert_eq!(out.parse_error, Some("invalid JSON"));
     let description = out.event["metadata"]["description"].as_str().expect("text");
     assert!(description.len() <= PARSE_ERROR_DESCRIPTION_MAX);
-    assert!(description.chars().all(|c| c == 'é'), "cut on a char boundary");
-    assert_eq!(out.event["additional"]["raw"].as_str().map(str::len), Some(garbage.len()));
+    assert!(
+        description.chars().all(|c| c == 'é'),
+        "cut on a char boundary"
+    );
+    assert_eq!(
+        out.event["additional"]["raw"].as_str().map(str::len),
+        Some(garbage.len())
+    );
 }
 
 #[test]
@@ -175,11 +207,17 @@ fn missing_fields() {
     let out = to_udm(Some(b"{\"seq\":1}"), &context, ingested(), "p");
     assert_eq!(out.parse_error, None);
     let e = &out.event;
-    assert_eq!(e["metadata"]["event_timestamp"], "2026-11-23T23:10:02.000000Z");
+    assert_eq!(
+        e["metadata"]["event_timestamp"],
+        "2026-11-23T23:10:02.000000Z"
+    );
     assert!(e["metadata"].get("collected_timestamp").is_none());
     assert!(e["metadata"].get("description").is_none());
     assert_eq!(e["metadata"]["product_name"], "p");
-    assert_eq!(e["principal"]["hostname"], "pod-a", "falls back to the source");
+    assert_eq!(
+        e["principal"]["hostname"], "pod-a",
+        "falls back to the source"
+    );
     assert_eq!(e["security_result"]["severity"], "UNKNOWN_SEVERITY");
     assert!(e["security_result"].get("severity_details").is_none());
     assert_eq!(out.line_time, None);
@@ -196,14 +234,22 @@ fn unreadable_timestamp_is_kept() {
     assert_eq!(out.parse_error, None);
     assert_eq!(out.line_time, None);
     assert_eq!(out.event["additional"]["timestamp"], "last tuesday");
-    assert_eq!(out.event["metadata"]["event_timestamp"], "2026-11-23T23:10:01.500000Z");
+    assert_eq!(
+        out.event["metadata"]["event_timestamp"],
+        "2026-11-23T23:10:01.500000Z"
+    );
 }
 
 #[test]
 fn truncated_line() {
     let mut context = ctx();
     context.truncated = true;
-    let out = to_udm(Some(br#"{"level":"INFO","message":"aaaa"#), &context, ingested(), "r");
+    let out = to_udm(
+        Some(br#"{"level":"INFO","message":"aaaa"#),
+        &context,
+        ingested(),
+        "r",
+    );
     assert_eq!(out.parse_error, Some("invalid JSON"));
     assert_eq!(out.event["additional"]["truncated"], true);
     let whole = udm(br#"{"level":"INFO"}"#);
@@ -228,14 +274,20 @@ fn foreign_entry_without_line() {
     let out = to_udm(None, &context, ingested(), "redtail");
     assert_eq!(out.parse_error, Some("no line field"));
     assert_eq!(out.event["additional"]["entry_fields"]["event"], "deploy");
-    assert_eq!(out.event["metadata"]["description"], "stream entry without a line field");
+    assert_eq!(
+        out.event["metadata"]["description"],
+        "stream entry without a line field"
+    );
 }
 
 #[test]
 fn structured_message_becomes_text() {
     let out = udm(br#"{"message":{"a":1},"host":null,"level":null,"type":"INFO"}"#);
     assert_eq!(out.event["metadata"]["description"], r#"{"a":1}"#);
-    assert_eq!(out.event["principal"]["hostname"], "pod-a", "null host is absent");
+    assert_eq!(
+        out.event["principal"]["hostname"], "pod-a",
+        "null host is absent"
+    );
     assert_eq!(out.event["security_result"]["severity"], "INFORMATIONAL");
     assert_eq!(out.event["additional"]["level"], Value::Null);
 }

@@ -98,10 +98,9 @@ impl GroupMonitor {
         cmd.arg(&self.stream).arg(&self.group);
         let mut conn = self.conn.get().await?;
         match cmd.query_async::<Value>(&mut conn).await {
-            Ok(Value::Array(parts)) => Ok(parts
-                .first()
-                .and_then(int)
-                .map_or(0, |n| n.max(0) as u64)),
+            Ok(Value::Array(parts)) => {
+                Ok(parts.first().and_then(int).map_or(0, |n| n.max(0) as u64))
+            }
             Ok(_) => Err(BusError::Protocol("XPENDING: not a list".to_string())),
             Err(e) if e.code() == Some("NOGROUP") => Ok(0),
             Err(e) => Err(self.conn.on_error(e.into())),

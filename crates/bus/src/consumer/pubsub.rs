@@ -112,9 +112,10 @@ impl PubSubListener {
             tokio::time::sleep_until(at.into()).await;
         }
         let attempt = async {
-            let pubsub = tokio::time::timeout(self.target.connect_timeout, self.client.get_async_pubsub())
-                .await
-                .map_err(|_| timed_out("connecting for pub/sub timed out"))??;
+            let pubsub =
+                tokio::time::timeout(self.target.connect_timeout, self.client.get_async_pubsub())
+                    .await
+                    .map_err(|_| timed_out("connecting for pub/sub timed out"))??;
             let (mut sink, stream) = pubsub.split();
             tokio::time::timeout(self.target.response_timeout, sink.subscribe(&self.channel))
                 .await

@@ -321,7 +321,12 @@ mod tests {
 
     #[test]
     fn pairs_accepts_flat_arrays_and_maps() {
-        let flat = Value::Array(vec![bulk(b"name"), bulk(b"g"), bulk(b"pending"), Value::Int(3)]);
+        let flat = Value::Array(vec![
+            bulk(b"name"),
+            bulk(b"g"),
+            bulk(b"pending"),
+            Value::Int(3),
+        ]);
         let p = pairs(flat).expect("pairs");
         assert_eq!(p[0].0, "name");
         assert_eq!(int(&p[1].1), Some(3));

@@ -228,7 +228,11 @@ impl StreamConsumer {
     }
 
     /// `XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS key <from>`.
-    async fn read_group(&mut self, from: &str, block: Option<Duration>) -> Result<Decoded, BusError> {
+    async fn read_group(
+        &mut self,
+        from: &str,
+        block: Option<Duration>,
+    ) -> Result<Decoded, BusError> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(&self.cfg.group)

@@ -202,7 +202,11 @@ pub async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> 
 }
 
 /// `XADD <stream> * line <line> src <src> path /p off <i> fid f1 ct <now µs>` for each line.
-pub async fn xadd_lines(conn: &mut redis::aio::MultiplexedConnection, stream: &str, lines: &[Vec<u8>]) {
+pub async fn xadd_lines(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    lines: &[Vec<u8>],
+) {
     let mut pipe = redis::pipe();
     for (i, line) in lines.iter().enumerate() {
         pipe.cmd("XADD")
@@ -239,7 +243,11 @@ pub fn generator_lines(from: u64, to: u64) -> Vec<Vec<u8>> {
 }
 
 /// `XPENDING <stream> <group>` count.
-pub async fn pending(conn: &mut redis::aio::MultiplexedConnection, stream: &str, group: &str) -> u64 {
+pub async fn pending(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> u64 {
     let reply: redis::Value = redis::cmd("XPENDING")
         .arg(stream)
         .arg(group)
