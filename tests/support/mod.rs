@@ -3,12 +3,15 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod check;
+pub mod faults;
 pub mod process;
 pub mod redis_server;
 
 use std::time::{Duration, Instant};
 
 pub use check::*;
+#[allow(unused_imports)] // only the fault, chaos and security tests use these
+pub use faults::*;
 pub use process::*;
 pub use redis_server::*;
 
@@ -54,10 +57,20 @@ pub fn prewrite_lines(path: &std::path::Path, start: u64, n: u64) {
     w.flush().expect("flush");
 }
 
-/// Where one test keeps its files.
+/// Where one test keeps its files. Kept (and its path printed) when the
+/// test fails, so the processes' logs and files can be inspected.
 pub struct Scene {
     pub dir: tempfile::TempDir,
     pub source: String,
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let dir = std::mem::replace(&mut self.dir, tempfile::TempDir::new().expect("tempdir"));
+            eprintln!("test files kept in {}", dir.keep().display());
+        }
+    }
 }
 
 impl Scene {

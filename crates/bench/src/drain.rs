@@ -1,0 +1,316 @@
+//! Steps 2–4: the broker ceiling, the watcher's backlog drain in both modes, and the
+//! subscriber's drain of the stream.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::broker::{redis_benchmark, Broker};
+use crate::procs::{Proc, ProcStats};
+use crate::roles::{wait_committed, Mode, Roles};
+use crate::stats::count_lines;
+
+/// How often the drains look at Redis: small against the drain time, cheap for the server.
+const POLL: Duration = Duration::from_millis(5);
+/// Longest drain allowed (≈ 14 k lines/s for 2 M lines, the one-round-trip-per-line rate,
+/// would take 150 s).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Requests per second of each `redis-benchmark -c 1 -P 128` command.
+#[derive(Debug, Clone, Copy)]
+pub struct Ceiling {
+    pub xadd: f64,
+    pub publish: f64,
+    /// XADD with every field the watcher's entry carries (`line src path off fid ct`).
+    pub xadd_full_entry: f64,
+    /// PUBLISH while one `redtail subscribe` receives: Redis also writes every message out.
+    pub publish_one_subscriber: f64,
+}
+
+impl Ceiling {
+    pub fn json(&self) -> Value {
+        json!({
+            "xadd_per_s": self.xadd,
+            "publish_per_s": self.publish,
+            "xadd_full_entry_per_s": self.xadd_full_entry,
+            "publish_one_subscriber_per_s": self.publish_one_subscriber,
+        })
+    }
+}
+
+/// Step 2. `payload` is a generator line of the backlog's average size.
+pub fn ceiling(broker: &Broker, roles: &Roles, requests: u64, payload: &str) -> Result<Ceiling> {
+    let port = broker.port;
+    let maxlen = ["MAXLEN", "~", "1000000", "*"];
+    let mut xadd_cmd = vec!["XADD", "bench:ceiling"];
+    xadd_cmd.extend(maxlen);
+    xadd_cmd.extend(["line", payload]);
+    let xadd = redis_benchmark(port, requests, &xadd_cmd)?;
+    broker.flush()?;
+
+    let path = roles.work.join("backlog.log").display().to_string();
+    let mut full_cmd = vec!["XADD", "bench:ceiling"];
+    full_cmd.extend(maxlen);
+    full_cmd.extend(["line", payload, "src", "bench-stream", "path", &path]);
+    full_cmd.extend([
+        "off",
+        "123456789",
+        "fid",
+        "64768:1234567",
+        "ct",
+        "1767225600000000",
+    ]);
+    let xadd_full_entry = redis_benchmark(port, requests, &full_cmd)?;
+    broker.flush()?;
+
+    let publish = redis_benchmark(port, requests, &["PUBLISH", "bench:ceiling", payload])?;
+
+    let output = roles.work.join("ceiling-subscriber.raw");
+    let mut sub = roles.subscriber("ceiling-sub", Mode::PubSub, "bench:ceiling", "raw", &output)?;
+    sub.proc.wait_ready(sub.admin, Duration::from_secs(20))?;
+    wait_subscribed(broker, "bench:ceiling")?;
+    let publish_one_subscriber =
+        redis_benchmark(port, requests, &["PUBLISH", "bench:ceiling", payload])?;
+    sub.proc.stop(Duration::from_secs(10))?;
+    let _ = std::fs::remove_file(&output);
+    Ok(Ceiling {
+        xadd,
+        publish,
+        xadd_full_entry,
+        publish_one_subscriber,
+    })
+}
+
+/// Waits until Redis counts a subscriber on `channel`: readiness alone does not say the
+/// SUBSCRIBE went through.
+fn wait_subscribed(broker: &Broker, channel: &str) -> Result<()> {
+    let mut con = broker.connection()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, n): (String, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query::<Vec<(String, u64)>>(&mut con)?
+            .into_iter()
+            .next()
+            .context("empty PUBSUB NUMSUB reply")?;
+        if n > 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("no subscriber on {channel} after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// One timed drain of a backlog by one process.
+#[derive(Debug, Clone, Copy)]
+pub struct Drain {
+    pub lines: u64,
+    pub seconds: f64,
+    /// The process's CPU, memory and sleeps at the end of the drain.
+    pub proc: ProcStats,
+    /// CPU seconds redis-server used during the drain.
+    pub redis_cpu_seconds: f64,
+    /// Pub/sub only: lines the connected subscriber wrote out (at-most-once delivery).
+    pub delivered: Option<u64>,
+}
+
+impl Drain {
+    pub fn lines_per_s(&self) -> f64 {
+        self.lines as f64 / self.seconds
+    }
+
+    pub fn cpu_per_million(&self) -> f64 {
+        self.proc.cpu_seconds / self.lines as f64 * 1e6
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "lines": self.lines,
+            "seconds": self.seconds,
+            "lines_per_s": self.lines_per_s(),
+            "cpu_seconds": self.proc.cpu_seconds,
+            "cpu_seconds_per_million_lines": self.cpu_per_million(),
+            "peak_rss_bytes": self.proc.peak_rss_bytes,
+            "redis_cpu_seconds": self.redis_cpu_seconds,
+            "redis_cpu_share": self.redis_cpu_seconds / self.seconds,
+            "delivered": self.delivered,
+        })
+    }
+}
+
+/// Step 3: a watcher with default settings drains `backlog` (`lines` lines) to Redis; timed
+/// from its spawn until the committed offset in `redtail:offsets` equals the file size.
+/// Pub/sub mode has a `redtail subscribe` (raw output) connected first.
+pub fn watcher_drain(
+    broker: &Broker,
+    roles: &Roles,
+    backlog: &Path,
+    lines: u64,
+    mode: Mode,
+) -> Result<Drain> {
+    let (source, key) = match mode {
+        Mode::Stream => ("bench-stream", "bench:logs"),
+        Mode::PubSub => ("bench-pubsub", "bench:pubsub"),
+    };
+    let mut subscriber = None;
+    let output = roles.work.join("pubsub-drain.raw");
+    if mode == Mode::PubSub {
+        let mut sub = roles.subscriber("pubsub-sub", mode, key, "raw", &output)?;
+        sub.proc.wait_ready(sub.admin, Duration::from_secs(20))?;
+        wait_subscribed(broker, key)?;
+        subscriber = Some(sub);
+    }
+    let mut con = broker.connection()?;
+    let redis_before = broker.stats()?;
+    let started = Instant::now();
+    let mut watcher = roles.watcher(source, backlog, mode, key)?;
+    wait_committed(
+        &mut con,
+        &mut watcher.proc,
+        source,
+        backlog,
+        POLL,
+        DRAIN_TIMEOUT,
+    )?;
+    let seconds = started.elapsed().as_secs_f64();
+    let proc = watcher.proc.stats()?;
+    let redis_cpu_seconds = broker.stats()?.cpu_seconds - redis_before.cpu_seconds;
+    watcher.proc.stop(Duration::from_secs(15))?;
+
+    let delivered = match subscriber {
+        Some(mut sub) => {
+            let n = wait_lines_settle(&output, lines, Duration::from_secs(60))?;
+            sub.proc.stop(Duration::from_secs(15))?;
+            Some(n)
+        }
+        None => None,
+    };
+    Ok(Drain {
+        lines,
+        seconds,
+        proc,
+        redis_cpu_seconds,
+        delivered,
+    })
+}
+
+/// Waits until `path` has `expected` lines, or its count stops moving for a second (pub/sub
+/// may have lost some); returns the count.
+fn wait_lines_settle(path: &Path, expected: u64, timeout: Duration) -> Result<u64> {
+    let deadline = Instant::now() + timeout;
+    let (mut last, mut since) = (u64::MAX, Instant::now());
+    loop {
+        let n = count_lines(path)?;
+        if n >= expected || Instant::now() > deadline {
+            return Ok(n);
+        }
+        if n != last {
+            (last, since) = (n, Instant::now());
+        } else if since.elapsed() > Duration::from_secs(1) {
+            return Ok(n);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Step 4: a subscriber (udm output) consumes and acknowledges everything in `stream` (what
+/// the trim `MAXLEN ~ 1000000` left of the backlog); timed from its spawn until its group
+/// has delivered the last entry and nothing is pending.
+pub fn subscriber_drain(broker: &Broker, roles: &Roles, stream: &str) -> Result<Drain> {
+    let mut con = broker.connection()?;
+    let entries: u64 = redis::cmd("XLEN").arg(stream).query(&mut con)?;
+    let last_id = stream_last_id(&mut con, stream)?;
+    let output = roles.work.join("subscriber-drain.udm");
+    let group = "bench-drain";
+    let redis_before = broker.stats()?;
+    let started = Instant::now();
+    let mut sub = roles.subscriber(group, Mode::Stream, stream, "udm", &output)?;
+    let deadline = started + DRAIN_TIMEOUT;
+    loop {
+        if let Some((delivered, pending)) = group_progress(&mut con, stream, group)? {
+            if delivered == last_id && pending == 0 {
+                break;
+            }
+        }
+        sub.proc.check_alive()?;
+        if Instant::now() > deadline {
+            bail!("subscriber did not drain {stream} within {DRAIN_TIMEOUT:?}");
+        }
+        std::thread::sleep(POLL);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let proc = sub.proc.stats()?;
+    let redis_cpu_seconds = broker.stats()?.cpu_seconds - redis_before.cpu_seconds;
+    sub.proc.stop(Duration::from_secs(15))?;
+    let written = count_lines(&output)?;
+    if written < entries {
+        bail!("subscriber acknowledged {entries} entries but wrote only {written} events");
+    }
+    Ok(Drain {
+        lines: entries,
+        seconds,
+        proc,
+        redis_cpu_seconds,
+        delivered: None,
+    })
+}
+
+fn stream_last_id(con: &mut redis::Connection, stream: &str) -> Result<String> {
+    let info: HashMap<String, redis::Value> =
+        redis::cmd("XINFO").arg("STREAM").arg(stream).query(con)?;
+    info.get("last-generated-id")
+        .and_then(text)
+        .context("XINFO STREAM without last-generated-id")
+}
+
+/// (last-delivered-id, pending) of `group`, `None` until the subscriber created it.
+fn group_progress(
+    con: &mut redis::Connection,
+    stream: &str,
+    group: &str,
+) -> Result<Option<(String, u64)>> {
+    let groups: Vec<HashMap<String, redis::Value>> =
+        redis::cmd("XINFO").arg("GROUPS").arg(stream).query(con)?;
+    for g in groups {
+        if g.get("name").and_then(text).as_deref() != Some(group) {
+            continue;
+        }
+        let delivered = g
+            .get("last-delivered-id")
+            .and_then(text)
+            .unwrap_or_default();
+        let pending = match g.get("pending") {
+            Some(redis::Value::Int(n)) => *n as u64,
+            _ => 0,
+        };
+        return Ok(Some((delivered, pending)));
+    }
+    Ok(None)
+}
+
+fn text(v: &redis::Value) -> Option<String> {
+    match v {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Stops a process and reports a failure to stop as an error with its stderr.
+pub fn stop_checked(proc: &mut Proc) -> Result<()> {
+    let status = proc.stop(Duration::from_secs(15))?;
+    if !status.success() {
+        bail!(
+            "{} exited with {status} on SIGTERM:\n{}",
+            proc.name,
+            proc.log_tail()
+        );
+    }
+    Ok(())
+}

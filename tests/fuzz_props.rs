@@ -1,0 +1,341 @@
+//! Property-based fuzzing (proptest) of the two parsers that take untrusted
+//! bytes: the tailer's line framer (through the public `Tailer`, on a real
+//! file written in arbitrary chunks) and the subscriber's line → UDM parser.
+//!
+//! CI runs a short bounded pass; a long local run:
+//! `PROPTEST_CASES=20000 cargo test --test fuzz_props --release`
+//! (a failure prints the minimal input; proptest also saves it under
+//! `tests/fuzz_props.proptest-regressions` so it is replayed first next time).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use proptest::prelude::*;
+use redtail_subscriber::timestamp;
+use redtail_subscriber::udm::{severity, to_udm, LineContext};
+use redtail_tail::{KnownFile, NoEvents, StartAt, TailConfig, TailItem, Tailer};
+use serde_json::{Map, Value};
+
+/// PROPTEST_CASES when set, else `default` (a bounded run that suits CI).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        // Keep shrinking bounded so a failure in CI still reports quickly.
+        max_shrink_iters: 2_000,
+        ..ProptestConfig::default()
+    }
+}
+
+// ------------------------------------------------------------ the framer
+
+/// One delivered (or expected) line: offset, end, kept bytes, truncated.
+type Framed = (u64, u64, Vec<u8>, bool);
+
+/// What the framer must produce for `content`: every complete line, without
+/// its `\n` and one `\r` before it, cut to `max_line` bytes and flagged when longer.
+fn reference(content: &[u8], max_line: usize) -> Vec<Framed> {
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    for (i, &b) in content.iter().enumerate() {
+        if b != b'\n' {
+            continue;
+        }
+        let mut line = &content[start..i];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        let kept = &line[..line.len().min(max_line)];
+        out.push((
+            start as u64,
+            i as u64 + 1,
+            kept.to_vec(),
+            line.len() > max_line,
+        ));
+        start = i + 1;
+    }
+    out
+}
+
+/// Bytes with many line breaks and carriage returns, and any other byte value.
+fn chunk() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            3 => Just(b'\n'),
+            2 => Just(b'\r'),
+            6 => b'a'..=b'z',
+            2 => any::<u8>(),
+        ],
+        0..96,
+    )
+}
+
+fn tail_config(path: &Path, max_line: usize, read_buf: usize) -> TailConfig {
+    TailConfig {
+        pattern: path.to_path_buf(),
+        start_at: StartAt::Beginning,
+        max_line_bytes: max_line,
+        read_buffer_bytes: read_buf,
+        poll_interval: Duration::from_millis(5),
+    }
+}
+
+/// Drains the tailer until the delivered lines reach `want_end` (the end of
+/// the last complete line in the file).
+fn drain(
+    tailer: &mut Tailer,
+    max_lines: usize,
+    want_end: u64,
+    out: &mut Vec<Framed>,
+    id: &mut Option<redtail_tail::FileId>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reached = out.last().map_or(0, |l| l.1);
+        match tailer.next_item(max_lines, 1 << 20).expect("next_item") {
+            Some(TailItem::Opened { id: opened, .. }) => *id = Some(opened),
+            Some(TailItem::Lines(batch)) => {
+                for (i, line) in batch.lines.iter().enumerate() {
+                    out.push((
+                        line.offset,
+                        line.end,
+                        batch.line(i).to_vec(),
+                        line.truncated,
+                    ));
+                }
+            }
+            Some(TailItem::Finished { .. }) => panic!("the file was not rotated"),
+            None if reached >= want_end => return,
+            None => {
+                assert!(
+                    Instant::now() < deadline,
+                    "stuck at {reached} of {want_end}"
+                );
+                tailer.wait(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(cases(48)))]
+
+    /// Arbitrary bytes appended in arbitrary pieces, read with tiny buffers and
+    /// line limits, with one crash-restart from the last delivered line end:
+    /// the lines are exactly the reference's — offsets, bytes, cut flags — with
+    /// no gap, no duplicate, and nothing delivered before its `\n` arrived.
+    #[test]
+    fn framer_matches_reference(
+        chunks in prop::collection::vec(chunk(), 1..12),
+        max_line in 1usize..40,
+        read_buf in 1usize..24,
+        max_lines in 1usize..8,
+        restart_after in any::<prop::sample::Index>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"").unwrap();
+        let mut tailer = Tailer::new(tail_config(&path, max_line, read_buf), vec![], Arc::new(NoEvents)).unwrap();
+        let restart_at = restart_after.index(chunks.len());
+        let mut written = Vec::new();
+        let mut got = Vec::new();
+        let mut id = None;
+        for (i, piece) in chunks.iter().enumerate() {
+            std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(piece).unwrap();
+            written.extend_from_slice(piece);
+            let want_end = written.iter().rposition(|&b| b == b'\n').map_or(0, |p| p as u64 + 1);
+            drain(&mut tailer, max_lines, want_end, &mut got, &mut id);
+            if i == restart_at {
+                if let Some(fid) = id {
+                    let offset = got.last().map_or(0, |l| l.1);
+                    tailer = Tailer::new(
+                        tail_config(&path, max_line, read_buf),
+                        vec![KnownFile { id: fid, path: path.clone(), offset }],
+                        Arc::new(NoEvents),
+                    ).unwrap();
+                    id = None;
+                }
+            }
+        }
+        let want = reference(&written, max_line);
+        prop_assert_eq!(got.len(), want.len(), "line count; got {:?}", got);
+        for (g, w) in got.iter().zip(&want) {
+            prop_assert_eq!(g, w);
+        }
+    }
+}
+
+// ------------------------------------------------------------ the UDM parser
+
+fn ingested() -> DateTime<Utc> {
+    timestamp::from_micros(1_764_000_000_000_000).expect("a valid time")
+}
+
+/// Any JSON value, nested a few levels.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        // Decimals as logs carry them. (Arbitrary 17-digit floats come back one
+        // ULP off: serde_json parses without its `float_roundtrip` feature.)
+        (-1_000_000_000i64..1_000_000_000).prop_map(|n| Value::from(n as f64 / 1000.0)),
+        ".{0,24}".prop_map(Value::from),
+        timestamp_text().prop_map(Value::from),
+        prop::sample::select(vec!["DEBUG", "info", "WARNING", "warn", "ERROR", "CRITICAL", "fatal", "TRACE", ""])
+            .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map(".{0,8}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Timestamps as producers write them, well and badly formed.
+fn timestamp_text() -> impl Strategy<Value = String> {
+    (
+        0u32..10_000,
+        0u32..14,
+        0u32..33,
+        0u32..25,
+        0u32..61,
+        0u32..61,
+        0u32..1_000_000,
+        prop::sample::select(vec!["Z", "+02:00", "-0530", "", "+14:00", "z", " UTC"]),
+        prop::sample::select(vec!["T", " ", "t", "X"]),
+    )
+        .prop_map(|(y, mo, d, h, mi, s, us, zone, sep)| {
+            format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}.{us:06}{zone}")
+        })
+}
+
+/// Objects whose keys are mostly the ones the parser gives meaning to.
+fn log_object() -> impl Strategy<Value = Map<String, Value>> {
+    let key = prop_oneof![
+        4 => prop::sample::select(vec![
+            "timestamp", "level", "type", "severity", "message", "msg", "host",
+            "hostname", "seq", "service",
+        ])
+        .prop_map(str::to_string),
+        1 => ".{0,10}",
+    ];
+    prop::collection::btree_map(key, json_value(), 0..10).prop_map(|m| m.into_iter().collect())
+}
+
+/// The parser's documented behaviour, written independently: which field
+/// feeds which UDM field, and what stays in `additional`.
+fn expected(mut fields: Map<String, Value>) -> (Option<String>, Option<String>, Option<String>, Option<DateTime<Utc>>, Map<String, Value>) {
+    let text = |v: Value| match v {
+        Value::String(s) => s,
+        other => other.to_string(),
+    };
+    let mut take = |keys: &[&str]| {
+        let key = keys
+            .iter()
+            .find(|k| fields.get(**k).is_some_and(|v| !v.is_null()))?;
+        fields.remove(*key).map(text)
+    };
+    let level = take(&["level", "type", "severity"]);
+    let message = take(&["message", "msg"]);
+    let host = take(&["host", "hostname"]);
+    let time = fields.get("timestamp").and_then(timestamp::parse_timestamp);
+    if time.is_some() {
+        fields.remove("timestamp");
+    }
+    (level, message, host, time, fields)
+}
+
+proptest! {
+    #![proptest_config(config(cases(512)))]
+
+    /// Any bytes: an event, never a panic; the parse-error marker exactly when
+    /// the bytes are not a UTF-8 JSON object; the raw text kept (lossy).
+    #[test]
+    fn udm_is_total_on_arbitrary_bytes(
+        bytes in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..256),
+            ".{0,64}".prop_map(String::into_bytes),
+            log_object().prop_map(|m| serde_json::to_vec(&Value::Object(m)).unwrap()),
+        ],
+        truncated in any::<bool>(),
+    ) {
+        let ctx = LineContext { source: Some("pod-1"), truncated, ..LineContext::default() };
+        let udm = to_udm(Some(&bytes), &ctx, ingested(), "redtail");
+        let is_object = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .is_some_and(|v| v.is_object());
+        prop_assert_eq!(udm.parse_error.is_none(), is_object);
+        let e = &udm.event;
+        prop_assert_eq!(&e["metadata"]["event_type"], "GENERIC_EVENT");
+        prop_assert!(matches!(
+            e["security_result"]["severity"].as_str(),
+            Some("INFORMATIONAL" | "MEDIUM" | "ERROR" | "CRITICAL" | "UNKNOWN_SEVERITY")
+        ));
+        prop_assert!(e["metadata"]["event_timestamp"].as_str().and_then(timestamp::parse_str).is_some());
+        if !is_object {
+            let lossy = String::from_utf8_lossy(&bytes).into_owned();
+            prop_assert_eq!(e["additional"]["raw"].as_str(), Some(lossy.as_str()));
+        }
+        if truncated {
+            prop_assert_eq!(&e["additional"]["truncated"], &Value::Bool(true));
+        }
+        // What is written out is one line of valid JSON.
+        let text = serde_json::to_string(e).unwrap();
+        prop_assert!(!text.contains('\n'));
+        prop_assert_eq!(&serde_json::from_str::<Value>(&text).unwrap(), e);
+    }
+
+    /// Well-formed objects: every field lands where the interface says, and all
+    /// the others are kept unchanged in `additional`.
+    #[test]
+    fn udm_maps_fields_as_documented(fields in log_object()) {
+        let line = serde_json::to_vec(&Value::Object(fields.clone())).unwrap();
+        let udm = to_udm(Some(&line), &LineContext::default(), ingested(), "redtail");
+        prop_assert!(udm.parse_error.is_none());
+        let (level, message, host, time, rest) = expected(fields);
+        let e = &udm.event;
+        prop_assert_eq!(
+            e["security_result"]["severity"].as_str().unwrap(),
+            level.as_deref().map_or("UNKNOWN_SEVERITY", severity)
+        );
+        prop_assert_eq!(e["metadata"]["description"].as_str(), message.as_deref());
+        prop_assert_eq!(e["principal"]["hostname"].as_str(), host.as_deref());
+        prop_assert_eq!(udm.line_time, time);
+        prop_assert_eq!(
+            e["metadata"]["event_timestamp"].as_str().unwrap(),
+            timestamp::format(&time.unwrap_or_else(ingested))
+        );
+        prop_assert_eq!(e["additional"].as_object().unwrap(), &rest);
+    }
+
+    /// Timestamps: never a panic on any text; a zone-less time is UTC; an
+    /// offset is applied.
+    #[test]
+    fn timestamps_parse_or_refuse(text in prop_oneof![".{0,40}", timestamp_text()],
+                                  secs in 0i64..4_102_444_800, us in 0i64..1_000_000,
+                                  offset_min in -840i32..=840) {
+        let _ = timestamp::parse_str(&text);
+        let _ = timestamp::parse_timestamp(&Value::from(text.as_str()));
+        let t = timestamp::from_micros(secs * 1_000_000 + us).unwrap();
+        let naive = t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+        prop_assert_eq!(timestamp::parse_str(&naive), Some(t));
+        prop_assert_eq!(timestamp::parse_str(&naive.replacen('T', " ", 1)), Some(t));
+        let zone = chrono::FixedOffset::east_opt(offset_min * 60).unwrap();
+        let local = t.with_timezone(&zone).to_rfc3339();
+        prop_assert_eq!(timestamp::parse_str(&local), Some(t));
+    }
+}
