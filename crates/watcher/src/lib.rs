@@ -14,6 +14,7 @@ mod metrics;
 mod pipeline;
 mod reader;
 mod state;
+mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use error::WatcherError;
 pub use metrics::Metrics;
 
 use pipeline::{now_ms, Pipeline};
+use writer::{CheckpointWriter, Reporter};
 use reader::{ReadLimits, Reader, CHANNEL_DEPTH};
 use state::CommitState;
 
@@ -119,18 +121,26 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    let writer = CheckpointWriter::spawn(
+        store,
+        checkpoint.clone(),
+        Reporter {
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+            last_write: last_write.clone(),
+        },
+        config.checkpoint_interval,
+    );
     let mut pipeline = Pipeline {
         source: config.source.clone(),
         publisher,
-        store,
+        writer: Some(writer),
         checkpoint,
         policy: FlushPolicy::new(config.checkpoint_every_lines, config.checkpoint_interval),
         state,
         metrics,
         redis_up,
-        readiness,
         liveness,
-        last_write,
         shutdown_grace: config.shutdown_timeout.mul_f64(0.7),
     };
     tracing::info!(pattern = %config.log_path.display(), source = %config.source, redis = %config.target.redacted(), "Watching.");
@@ -143,7 +153,7 @@ pub async fn run(
     {
         tracing::error!("Joining the reader thread failed.");
     }
-    pipeline.flush();
+    pipeline.finish().await;
     gauges.abort();
     if result.is_ok() {
         tracing::info!("Watcher stopped; checkpoint written.");

@@ -4,24 +4,19 @@
 //! script call that stored the same offset in `redtail:offsets`. The checkpoint
 //! may lag behind Redis (then the script skips the re-sent lines), never lead it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::IntGauge;
 use redtail_bus::{Backoff, OutLine, PublishBatch, Publisher};
-use redtail_checkpoint::{Checkpoint, CheckpointStore, FlushPolicy};
+use redtail_checkpoint::{Checkpoint, FlushPolicy};
 use redtail_tail::{Batch, TailItem};
-use redtail_telemetry::readiness::{Liveness, Readiness};
+use redtail_telemetry::readiness::Liveness;
 use redtail_telemetry::shutdown::Shutdown;
 use tokio::sync::mpsc;
 
 use crate::state::CommitState;
+use crate::writer::CheckpointWriter;
 use crate::{Metrics, WatcherError};
-
-/// Milliseconds since the Unix epoch of the last successful checkpoint write,
-/// shared with the gauge task (which must keep running while publishing is stuck).
-pub(crate) type LastWrite = Arc<AtomicU64>;
 
 pub(crate) fn now_ms() -> u64 {
     chrono::Utc::now().timestamp_millis().max(0) as u64
@@ -30,15 +25,14 @@ pub(crate) fn now_ms() -> u64 {
 pub(crate) struct Pipeline {
     pub source: String,
     pub publisher: Publisher,
-    pub store: CheckpointStore,
+    /// Writes the checkpoint file in the background; `None` once finished.
+    pub writer: Option<CheckpointWriter>,
     pub checkpoint: Checkpoint,
     pub policy: FlushPolicy,
     pub state: CommitState,
     pub metrics: Metrics,
     pub redis_up: IntGauge,
-    pub readiness: Readiness,
     pub liveness: Liveness,
-    pub last_write: LastWrite,
     /// Retry budget for the batch in flight once shutdown began.
     pub shutdown_grace: Duration,
 }
@@ -195,30 +189,20 @@ impl Pipeline {
         }
     }
 
-    /// Write the checkpoint if anything changed. A failure is reported and
-    /// retried at the next deadline: publishing goes on, and the Redis-side
-    /// offsets keep preventing duplicates meanwhile.
+    /// Hand the current state to the checkpoint writer (it writes only if
+    /// something changed, off this loop, newest state wins).
     pub fn flush(&mut self) {
-        match self.store.save(&self.checkpoint) {
-            Ok(written) => {
-                if written {
-                    self.metrics.checkpoint_writes.inc();
-                    self.last_write.store(now_ms(), Ordering::Relaxed);
-                }
-                self.readiness.set_ok("checkpoint");
-            }
-            Err(error) => {
-                self.metrics.checkpoint_errors.inc();
-                tracing::warn!(%error, "Writing the checkpoint failed; will retry.");
-                self.readiness
-                    .set_failing("checkpoint", format!("write failed: {error}"));
-                // Keep the write pending so it is retried one interval later.
-                self.policy.flushed(Instant::now());
-                self.policy.note_committed(1);
-                return;
-            }
+        if let Some(writer) = &self.writer {
+            writer.request(&self.checkpoint);
         }
         self.policy.flushed(Instant::now());
+    }
+
+    /// Shutdown: write the final state and wait until it is on disk.
+    pub async fn finish(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.finish(&self.checkpoint).await;
+        }
     }
 }
 
