@@ -14,7 +14,7 @@
 -- Redis checks OOM before the first write only, so a refused batch writes nothing.
 local field = ARGV[1]
 local mode = ARGV[2]
-local maxlen = tonumber(ARGV[3])
+local maxlen = ARGV[3]
 local src, path, fid, ct, channel = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local committed_str = redis.call('HGET', KEYS[1], field)
 local committed = 0
@@ -22,29 +22,20 @@ if committed_str then committed = tonumber(committed_str) else committed_str = '
 local added, skipped = 0, 0
 local n = #ARGV
 local i = 9
+local stream = KEYS[2]
 while i + 3 <= n do
   local stop = tonumber(ARGV[i + 1])
   if stop <= committed then
     skipped = skipped + 1
   else
-    local line = ARGV[i + 3]
     if mode == 's' then
-      local trunc = ARGV[i + 2] == '1'
-      if maxlen > 0 then
-        if trunc then
-          redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'line', line, 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'trunc', '1', 'ct', ct)
-        else
-          redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'line', line, 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'ct', ct)
-        end
+      if ARGV[i + 2] == '1' then
+        redis.call('XADD', stream, '*', 'line', ARGV[i + 3], 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'trunc', '1', 'ct', ct)
       else
-        if trunc then
-          redis.call('XADD', KEYS[2], '*', 'line', line, 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'trunc', '1', 'ct', ct)
-        else
-          redis.call('XADD', KEYS[2], '*', 'line', line, 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'ct', ct)
-        end
+        redis.call('XADD', stream, '*', 'line', ARGV[i + 3], 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'ct', ct)
       end
     else
-      redis.call('PUBLISH', channel, line)
+      redis.call('PUBLISH', channel, ARGV[i + 3])
     end
     committed = stop
     committed_str = ARGV[i + 1]
@@ -53,6 +44,11 @@ while i + 3 <= n do
   i = i + 4
 end
 if added > 0 then
+  -- One approximate trim per batch instead of MAXLEN on every XADD: the same
+  -- bound (whole radix nodes are dropped either way), a fraction of the cost.
+  if mode == 's' and maxlen ~= '0' then
+    redis.call('XTRIM', stream, 'MAXLEN', '~', maxlen)
+  end
   redis.call('HSET', KEYS[1], field, committed_str)
 end
 return {added, skipped, committed_str}
