@@ -14,9 +14,10 @@
 # written by `cargo vendor`), the build never touches the network. Without them, cargo downloads
 # the locked crates from crates.io inside the dependency layer, once.
 
-# The builder must be at least the newest `rust-version` in Cargo.lock (notify-types 2.3 needs 1.91,
-# above the workspace's own 1.88), and bookworm, so the binary's glibc matches the runtime's.
-ARG RUST_IMAGE=rust:1.91-bookworm
+# The builder must be at least the newest `rust-version` in Cargo.lock (1.88: redis 1.x, notify 8;
+# notify-types is pinned to 2.0 because 2.3 needs 1.91), and bookworm, so the binary's glibc
+# matches the runtime's. deploy/local-images.sh fails if a lock update breaks this.
+ARG RUST_IMAGE=rust:1.88-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 # ---------------------------------------------------------------------------------------------

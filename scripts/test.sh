@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 ensure_rust
 ensure_packages redis-server redis-server redis-tools
+ensure_packages openssl openssl
 
 echo "==> cargo test (unit, model, integration and fault tests against a real redis-server)"
 cargo test --workspace --locked -- --test-threads="${REDTAIL_TEST_THREADS:-2}"

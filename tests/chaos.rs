@@ -197,7 +197,9 @@ impl Soak {
             self.pause(Duration::from_millis(50));
         }
         self.copies += 1;
-        let copy = self.scene.path(&format!("copy-{}-app.log.bak", self.copies));
+        let copy = self
+            .scene
+            .path(&format!("copy-{}-app.log.bak", self.copies));
         std::fs::copy(&log, copy).unwrap();
         std::fs::OpenOptions::new()
             .write(true)
@@ -247,7 +249,9 @@ impl Soak {
     fn wait_log_not_empty(&self) {
         let log = self.scene.log();
         wait_until(Duration::from_secs(20), "generator writing again", || {
-            std::fs::metadata(&log).map(|m| m.len() > 0).unwrap_or(false)
+            std::fs::metadata(&log)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false)
         });
     }
 

@@ -192,8 +192,10 @@ fn json_value() -> impl Strategy<Value = Value> {
         (-1_000_000_000i64..1_000_000_000).prop_map(|n| Value::from(n as f64 / 1000.0)),
         ".{0,24}".prop_map(Value::from),
         timestamp_text().prop_map(Value::from),
-        prop::sample::select(vec!["DEBUG", "info", "WARNING", "warn", "ERROR", "CRITICAL", "fatal", "TRACE", ""])
-            .prop_map(Value::from),
+        prop::sample::select(vec![
+            "DEBUG", "info", "WARNING", "warn", "ERROR", "CRITICAL", "fatal", "TRACE", ""
+        ])
+        .prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
@@ -235,9 +237,19 @@ fn log_object() -> impl Strategy<Value = Map<String, Value>> {
     prop::collection::btree_map(key, json_value(), 0..10).prop_map(|m| m.into_iter().collect())
 }
 
+/// Where the parser must put a log object's fields.
+struct Expected {
+    level: Option<String>,
+    message: Option<String>,
+    host: Option<String>,
+    time: Option<DateTime<Utc>>,
+    /// Everything else, unchanged, in `additional`.
+    rest: Map<String, Value>,
+}
+
 /// The parser's documented behaviour, written independently: which field
 /// feeds which UDM field, and what stays in `additional`.
-fn expected(mut fields: Map<String, Value>) -> (Option<String>, Option<String>, Option<String>, Option<DateTime<Utc>>, Map<String, Value>) {
+fn expected(mut fields: Map<String, Value>) -> Expected {
     let text = |v: Value| match v {
         Value::String(s) => s,
         other => other.to_string(),
@@ -255,7 +267,13 @@ fn expected(mut fields: Map<String, Value>) -> (Option<String>, Option<String>, 
     if time.is_some() {
         fields.remove("timestamp");
     }
-    (level, message, host, time, fields)
+    Expected {
+        level,
+        message,
+        host,
+        time,
+        rest: fields,
+    }
 }
 
 proptest! {
@@ -306,7 +324,7 @@ proptest! {
         let line = serde_json::to_vec(&Value::Object(fields.clone())).unwrap();
         let udm = to_udm(Some(&line), &LineContext::default(), ingested(), "redtail");
         prop_assert!(udm.parse_error.is_none());
-        let (level, message, host, time, rest) = expected(fields);
+        let Expected { level, message, host, time, rest } = expected(fields);
         let e = &udm.event;
         prop_assert_eq!(
             e["security_result"]["severity"].as_str().unwrap(),

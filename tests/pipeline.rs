@@ -255,7 +255,9 @@ fn rotation_live_and_while_stopped() {
     // Watcher first: files rotated before its very first start are not its business
     // (only the file at REDTAIL_LOG_PATH is), so none may exist yet.
     let mut watcher = scene.start("watch", &scene.watcher_env(&redis, "stream"));
-    wait_until(LONG, "watcher ready", || watcher.http_get("/readyz").0 == 200);
+    wait_until(LONG, "watcher ready", || {
+        watcher.http_get("/readyz").0 == 200
+    });
     let mut generator = scene.start("generate", &gen_env);
     wait_until(LONG, "a few rotations", || scene.path("app.log.3").exists());
     assert!(watcher.terminate(Duration::from_secs(15)).success());

@@ -125,11 +125,7 @@ fn out_of_memory_then_room() {
         errors(&watcher, "oom") > 0.0
     });
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(
-        redis.xlen(STREAM),
-        10_000,
-        "a refused batch writes nothing"
-    );
+    assert_eq!(redis.xlen(STREAM), 10_000, "a refused batch writes nothing");
     let lag = watcher.metrics().value("redtail_watcher_lag_bytes");
     assert!(lag > 1_000_000.0, "lag shows the stuck lines: {lag}");
     assert!(watcher.is_running());
@@ -200,9 +196,11 @@ fn redis_restarted_empty_resumes_from_checkpoint() {
     assert_eq!(counts.len(), 5_000);
     assert!(counts.values().all(|&c| c == 1));
 
-    wait_until(LONG, "subscriber caught up after two empty restarts", || {
-        seq_counts(output_lines(&scene.output_bytes())).len() == 45_000
-    });
+    wait_until(
+        LONG,
+        "subscriber caught up after two empty restarts",
+        || seq_counts(output_lines(&scene.output_bytes())).len() == 45_000,
+    );
     assert_exactly_once(
         &seq_counts(output_lines(&scene.output_bytes())),
         45_000,
@@ -211,11 +209,11 @@ fn redis_restarted_empty_resumes_from_checkpoint() {
     drop(subscriber);
 }
 
-/// `CLIENT KILL TYPE normal` every 50–250 ms while a 150 000-line backlog
+/// `CLIENT KILL TYPE normal` every 20–120 ms while a 200 000-line backlog
 /// drains through watcher and subscriber: no loss, no duplicate in the stream.
 #[test]
 fn connections_killed_repeatedly_during_backlog() {
-    const N: u64 = 150_000;
+    const N: u64 = 200_000;
     let redis = RedisServer::start();
     let scene = Scene::new();
     prewrite_lines(&scene.log(), 0, N);
@@ -232,14 +230,16 @@ fn connections_killed_repeatedly_during_backlog() {
     while redis_committed(&redis, &scene.source) < size
         || output_lines(&scene.output_bytes()).len() < N as usize
     {
-        assert!(Instant::now() < deadline, "backlog did not drain under kills");
-        if let Ok(redis::Value::Int(n)) =
-            redis_admin(&redis, &["CLIENT", "KILL", "TYPE", "normal"])
+        assert!(
+            Instant::now() < deadline,
+            "backlog did not drain under kills"
+        );
+        if let Ok(redis::Value::Int(n)) = redis_admin(&redis, &["CLIENT", "KILL", "TYPE", "normal"])
         {
             killed_clients += n as u64;
         }
         kills += 1;
-        std::thread::sleep(rng.millis(50, 250));
+        std::thread::sleep(rng.millis(20, 120));
         if kills >= 60 {
             break; // enough faults; let the rest drain undisturbed
         }
@@ -265,6 +265,12 @@ fn connections_killed_repeatedly_during_backlog() {
         .map(|r| errors(&watcher, r))
         .sum();
     assert!(failed > 0.0, "the killed connections are counted");
-    assert_eq!(m.value("redtail_watcher_lines_published_total"), N as f64);
+    // A reply lost to a kill after the script ran: the retry finds those lines
+    // committed and skips them, so they are counted as skipped, not published.
+    assert_eq!(
+        m.value("redtail_watcher_lines_published_total")
+            + m.value("redtail_watcher_duplicates_skipped_total"),
+        N as f64
+    );
     drop(subscriber);
 }

@@ -144,6 +144,8 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
             }
         },
         shutdown_timeout: process.shutdown_timeout,
+        replica_acks: 0,
+        replica_ack_timeout: redtail_watcher::Config::DEFAULT_REPLICA_ACK_TIMEOUT,
     };
     let subscriber = redtail_subscriber::Config {
         target: target.clone(),
@@ -158,6 +160,7 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
         batch_size: 512,
         block: Duration::from_secs(1),
         product_name: "redtail".into(),
+        stream_refresh: redtail_subscriber::Config::DEFAULT_STREAM_REFRESH,
     };
     run_role(
         &["generate", "watch", "subscribe"],

@@ -184,6 +184,8 @@ impl Env {
     pub fn redis_target(&self) -> Result<RedisTarget, ConfigError> {
         let name = "REDTAIL_REDIS_URL";
         let mut target = RedisTarget::new(self.string(name, "redis://127.0.0.1:6379"));
+        target.cluster =
+            self.choice("REDTAIL_REDIS_CLUSTER", "false", &["true", "false"])? == "true";
         target.ca_path = self
             .optional_string("REDTAIL_REDIS_CA_PATH")
             .map(PathBuf::from);
@@ -195,7 +197,8 @@ impl Env {
             .map(PathBuf::from);
         target.validate().map_err(|e| {
             ConfigError(format!(
-                "{name}: expected redis://[user:password@]host[:port][/db] or rediss://... ({}; value not shown, it may hold a password)",
+                "{name}: expected redis://[user:password@]host[:port][/db] or rediss://...{} ({}; value not shown, it may hold a password)",
+                if target.cluster { ", several separated by commas with REDTAIL_REDIS_CLUSTER=true" } else { "" },
                 e.to_string().trim_start_matches("invalid Redis configuration: ")
             ))
         })?;
@@ -250,6 +253,38 @@ mod tests {
         let err = e.redis_target().unwrap_err().0;
         assert!(err.starts_with("REDTAIL_REDIS_URL: "), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn cluster_takes_a_seed_list() {
+        let e = env(&[
+            ("REDTAIL_REDIS_CLUSTER", "true"),
+            (
+                "REDTAIL_REDIS_URL",
+                "redis://127.0.0.1:7000, redis://127.0.0.1:7001",
+            ),
+        ]);
+        let t = e.redis_target().unwrap();
+        assert!(t.cluster);
+        assert_eq!(
+            t.seeds(),
+            vec!["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]
+        );
+        // Standalone stays the default, and a list is not one URL.
+        let e = env(&[("REDTAIL_REDIS_URL", "redis://a:1,redis://b:2")]);
+        assert!(e.redis_target().is_err());
+        let e = env(&[("REDTAIL_REDIS_URL", "redis://a:1")]);
+        assert!(!e.redis_target().unwrap().cluster);
+        let e = env(&[("REDTAIL_REDIS_CLUSTER", "maybe")]);
+        assert_eq!(
+            e.redis_target().unwrap_err().0,
+            "REDTAIL_REDIS_CLUSTER: expected true or false, got \"maybe\""
+        );
+        let e = env(&[
+            ("REDTAIL_REDIS_CLUSTER", "true"),
+            ("REDTAIL_REDIS_URL", "redis://a:1/3"),
+        ]);
+        assert!(e.redis_target().is_err(), "a cluster has only db 0");
     }
 
     #[test]

@@ -105,11 +105,20 @@ pub fn watch(env: &Env) -> Result<redtail_watcher::Config, ConfigError> {
         target,
         mode,
         shutdown_timeout: env.millis("REDTAIL_SHUTDOWN_TIMEOUT_MS", 10_000, 100)?,
+        replica_acks: env.bounded("REDTAIL_REPLICA_ACKS", 0, 0, 64)? as u32,
+        replica_ack_timeout: replica_ack_timeout(env)?,
     };
     config
         .validate()
         .map_err(|e| ConfigError(format!("redtail watch: {e}")))?;
     Ok(config)
+}
+
+/// `REDTAIL_REPLICA_ACK_TIMEOUT_MS`: a `WAIT` must end before the 5 s Redis response
+/// timeout, or every shortfall would look like a dead connection.
+fn replica_ack_timeout(env: &Env) -> Result<Duration, ConfigError> {
+    let ms = env.bounded("REDTAIL_REPLICA_ACK_TIMEOUT_MS", 1000, 10, 4000)?;
+    Ok(Duration::from_millis(ms))
 }
 
 pub fn subscribe(env: &Env) -> Result<redtail_subscriber::Config, ConfigError> {
@@ -137,6 +146,7 @@ pub fn subscribe(env: &Env) -> Result<redtail_subscriber::Config, ConfigError> {
         batch_size: 512,
         block: Duration::from_secs(1),
         product_name: "redtail".to_string(),
+        stream_refresh: env.millis("REDTAIL_STREAM_REFRESH_MS", 5000, 100)?,
     };
     config
         .validate()

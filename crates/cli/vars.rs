@@ -20,7 +20,12 @@ pub const REDIS: &[Var] = &[
     var(
         "REDTAIL_REDIS_URL",
         "redis://127.0.0.1:6379",
-        "redis:// or rediss:// (TLS), optional user:password@, optional /db",
+        "redis:// or rediss:// (TLS), optional user:password@, optional /db; cluster: seed URLs separated by commas",
+    ),
+    var(
+        "REDTAIL_REDIS_CLUSTER",
+        "false",
+        "true: Redis Cluster (one stream per source, <stream>:{<source>}; registry set <stream>:streams)",
     ),
     var(
         "REDTAIL_REDIS_CA_PATH",
@@ -150,6 +155,16 @@ pub const WATCH: &[Var] = &[
         "250",
         "polling fallback when file events are not delivered",
     ),
+    var(
+        "REDTAIL_REPLICA_ACKS",
+        "0",
+        "WAIT for this many replicas to acknowledge each batch before committing it; 0 = off",
+    ),
+    var(
+        "REDTAIL_REPLICA_ACK_TIMEOUT_MS",
+        "1000",
+        "longest WAIT per batch (below 5000); a shortfall resends the batch and waits again",
+    ),
 ];
 
 pub const SUBSCRIBE: &[Var] = &[
@@ -177,6 +192,11 @@ pub const SUBSCRIBE: &[Var] = &[
         "REDTAIL_CLAIM_IDLE_MS",
         "30000",
         "claim entries pending this long on another (dead) consumer",
+    ),
+    var(
+        "REDTAIL_STREAM_REFRESH_MS",
+        "5000",
+        "cluster: re-read the stream registry this often to find new sources",
     ),
 ];
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod check;
+pub mod cluster;
 pub mod faults;
 pub mod process;
 pub mod redis_server;

@@ -135,6 +135,14 @@ defined before the URL), so the password never appears in the pod spec.
     secretKeyRef:
       name: {{ include "redtail.externalRedisSecretName" . }}
       key: {{ include "redtail.externalRedisSecretKey" . }}
+{{- if .Values.externalRedis.cluster }}
+- name: REDTAIL_REDIS_CLUSTER
+  value: "true"
+{{- end }}
+{{- if gt (int .Values.externalRedis.replicaAcks) 0 }}
+- name: REDTAIL_REPLICA_ACKS
+  value: {{ .Values.externalRedis.replicaAcks | int | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 

@@ -3,14 +3,18 @@
 //! - [`StreamConsumer`]: consumer-group reader (`XREADGROUP`, own pending re-read,
 //!   `XAUTOCLAIM` of dead consumers' entries, one `XACK` per batch). At-least-once.
 //! - [`GroupMonitor`]: pending/lag statistics for gauges, on a connection of its own.
+//! - [`MultiStreamConsumer`]: cluster mode, the same group read over every per-source stream
+//!   found in the registry set.
 //! - [`PubSubListener`]: a self-reconnecting `SUBSCRIBE`r. At-most-once.
 
 mod monitor;
+mod multi;
 mod pubsub;
 mod reply;
 mod stream;
 
 pub use monitor::{GroupInfo, GroupMonitor};
+pub use multi::MultiStreamConsumer;
 pub use pubsub::{PubSubEvent, PubSubListener};
 pub use reply::StreamEntry;
 pub use stream::{BatchOrigin, StreamBatch, StreamConsumer, StreamConsumerConfig};

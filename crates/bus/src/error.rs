@@ -21,8 +21,23 @@ impl BusError {
     /// Every value `reason()` can return, so metrics can start each at 0
     /// (a series that appears only on the first error breaks `rate()` and alerts).
     pub const REASONS: &'static [&'static str] = &[
-        "config", "protocol", "io", "timeout", "connect", "connection", "oom", "noscript", "busy",
-        "auth", "noperm", "wrongtype", "loading", "readonly", "cluster", "server", "other",
+        "config",
+        "protocol",
+        "io",
+        "timeout",
+        "connect",
+        "connection",
+        "oom",
+        "noscript",
+        "busy",
+        "auth",
+        "noperm",
+        "wrongtype",
+        "loading",
+        "readonly",
+        "cluster",
+        "server",
+        "other",
     ];
 
     /// A bounded label for metrics: never built from the error text.

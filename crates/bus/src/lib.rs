@@ -4,17 +4,22 @@
 //!   script per batch that skips what Redis already has and advances the
 //!   committed offset atomically with the XADDs / PUBLISHes).
 //! - [`consumer`]: the subscriber's consumer-group reader and pub/sub listener.
-//! - [`Connection`] / [`RedisTarget`]: URL, TLS and reconnect handling.
+//! - [`Connection`] / [`RedisTarget`]: URL, TLS and reconnect handling, for one server or a
+//!   Redis Cluster ([`RedisConn`] is the connected handle of either).
+//! - [`keys`]: key names of both layouts (one stream, or one stream per source in a cluster).
 //! - [`Backoff`]: capped exponential backoff with jitter for every retry loop.
 #![forbid(unsafe_code)]
 
-pub mod consumer;
 mod backoff;
 mod conn;
+pub mod consumer;
 mod error;
+mod handle;
+pub mod keys;
 mod publisher;
 
 pub use backoff::Backoff;
-pub use conn::{redact_url, Connection, RedisTarget};
+pub use conn::{redact_url, Connection, RedisTarget, CLUSTER_RETRIES};
 pub use error::BusError;
+pub use handle::RedisConn;
 pub use publisher::{Mode, OutLine, PublishBatch, PublishOutcome, Publisher, OFFSETS_KEY};

@@ -20,6 +20,7 @@ local committed_str = redis.call('HGET', KEYS[1], field)
 local committed = 0
 if committed_str then committed = tonumber(committed_str) else committed_str = '0' end
 local added, skipped = 0, 0
+local trim_error = ''
 local n = #ARGV
 local i = 9
 local stream = KEYS[2]
@@ -44,11 +45,17 @@ while i + 3 <= n do
   i = i + 4
 end
 if added > 0 then
+  -- The offset is stored right after the XADDs: nothing that can fail may run
+  -- between the first XADD and this HSET, or a retry would append the lines again.
+  redis.call('HSET', KEYS[1], field, committed_str)
   -- One approximate trim per batch instead of MAXLEN on every XADD: the same
   -- bound (whole radix nodes are dropped either way), a fraction of the cost.
+  -- pcall: a refused trim (e.g. an ACL without XTRIM) must not fail the batch.
   if mode == 's' and maxlen ~= '0' then
-    redis.call('XTRIM', stream, 'MAXLEN', '~', maxlen)
+    local trimmed = redis.pcall('XTRIM', stream, 'MAXLEN', '~', maxlen)
+    if type(trimmed) == 'table' and trimmed.err then
+      trim_error = trimmed.err
+    end
   end
-  redis.call('HSET', KEYS[1], field, committed_str)
 end
-return {added, skipped, committed_str}
+return {added, skipped, committed_str, trim_error}

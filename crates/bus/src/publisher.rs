@@ -1,11 +1,17 @@
 //! The watcher's side of Redis: idempotent batch publishing and offset lookups.
+//!
+//! The script and its argument layout are the same in both deployments; only the key names
+//! differ (see [`crate::keys`]): standalone uses [`OFFSETS_KEY`] and the configured stream,
+//! a cluster uses one stream and one offsets hash per source, in one slot.
 
-use redis::aio::MultiplexedConnection;
+use std::time::Duration;
+
 use redis::Value;
 
-use crate::{BusError, Connection};
+use crate::keys::{cluster_offsets_key, cluster_stream_key, registry_key};
+use crate::{BusError, Connection, RedisConn};
 
-/// The hash holding the committed offset of every (source, file identity).
+/// The hash holding the committed offset of every (source, file identity) (standalone).
 pub const OFFSETS_KEY: &str = "redtail:offsets";
 
 const SCRIPT: &str = include_str!("publish.lua");
@@ -14,6 +20,7 @@ const SCRIPT: &str = include_str!("publish.lua");
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// `XADD <key> [MAXLEN ~ maxlen] * line … src … path … off … fid … [trunc 1] ct …`.
+    /// In cluster mode `key` is the prefix of the per-source streams (`<key>:{<source>}`).
     Stream { key: String, maxlen: u64 },
     /// `PUBLISH <channel> <line>`: the classic design, at-most-once to subscribers.
     PubSub { channel: String },
@@ -41,7 +48,7 @@ pub struct PublishBatch<'a> {
 }
 
 /// What Redis did with a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishOutcome {
     /// Lines appended / published now.
     pub added: u64,
@@ -49,6 +56,9 @@ pub struct PublishOutcome {
     pub skipped: u64,
     /// The committed offset Redis holds for this file after the call.
     pub committed: u64,
+    /// Why the per-batch `XTRIM` was refused (e.g. an ACL without it), if it was.
+    /// The batch itself is published; the stream just is not trimmed.
+    pub trim_error: Option<String>,
 }
 
 /// Publishes batches through one server-side script call each.
@@ -56,12 +66,38 @@ pub struct Publisher {
     conn: Connection,
     mode: Mode,
     sha: String,
+    /// Per-source keys (the connection is a cluster connection).
+    cluster: bool,
 }
 
 impl Publisher {
     pub fn new(conn: Connection, mode: Mode) -> Self {
         let sha = redis::Script::new(SCRIPT).get_hash().to_string();
-        Self { conn, mode, sha }
+        let cluster = conn.is_cluster();
+        Self {
+            conn,
+            mode,
+            sha,
+            cluster,
+        }
+    }
+
+    /// The offsets hash holding `source`'s files.
+    pub fn offsets_key(&self, source: &str) -> String {
+        if self.cluster {
+            cluster_offsets_key(source)
+        } else {
+            OFFSETS_KEY.to_string()
+        }
+    }
+
+    /// The stream `source`'s lines go to (stream mode), `None` in pub/sub mode.
+    pub fn stream_key(&self, source: &str) -> Option<String> {
+        match &self.mode {
+            Mode::Stream { key, .. } if self.cluster => Some(cluster_stream_key(key, source)),
+            Mode::Stream { key, .. } => Some(key.clone()),
+            Mode::PubSub { .. } => None,
+        }
     }
 
     pub fn mode(&self) -> &Mode {
@@ -89,9 +125,17 @@ impl Publisher {
     async fn try_publish(&mut self, batch: &PublishBatch<'_>) -> Result<PublishOutcome, BusError> {
         let mut conn = self.conn.get().await?;
         let mut cmd = redis::cmd("EVALSHA");
-        self.fill(&mut cmd, batch);
+        self.fill(&mut cmd, batch, &self.sha);
         let reply: Result<Value, redis::RedisError> = cmd.query_async(&mut conn).await;
         let reply = match reply {
+            Err(e) if e.code() == Some("NOSCRIPT") && self.cluster => {
+                // A cluster node that never saw the script (a new shard, a promoted replica
+                // after a restart): EVAL goes to the same slot's primary and caches it there.
+                // SCRIPT LOAD would go to every primary and fail while any one is down.
+                let mut eval = redis::cmd("EVAL");
+                self.fill(&mut eval, batch, SCRIPT);
+                eval.query_async(&mut conn).await?
+            }
             Err(e) if e.code() == Some("NOSCRIPT") => {
                 // First use, or Redis restarted / flushed its script cache.
                 load_script(&mut conn).await?;
@@ -102,16 +146,19 @@ impl Publisher {
         parse_outcome(reply)
     }
 
-    fn fill(&self, cmd: &mut redis::Cmd, batch: &PublishBatch<'_>) {
-        cmd.arg(&self.sha);
+    /// `EVALSHA <sha>` / `EVAL <script>` arguments; `script` is the sha or the source.
+    fn fill(&self, cmd: &mut redis::Cmd, batch: &PublishBatch<'_>, script: &str) {
+        cmd.arg(script);
         // Declare every key the script touches (cluster routing, ACL key checks).
+        let offsets_key = self.offsets_key(batch.source);
         let (mode_flag, maxlen, channel) = match &self.mode {
-            Mode::Stream { key, maxlen } => {
-                cmd.arg(2).arg(OFFSETS_KEY).arg(key.as_str());
+            Mode::Stream { maxlen, .. } => {
+                let stream = self.stream_key(batch.source).unwrap_or_default();
+                cmd.arg(2).arg(offsets_key).arg(stream);
                 ("s", *maxlen, "")
             }
             Mode::PubSub { channel } => {
-                cmd.arg(1).arg(OFFSETS_KEY);
+                cmd.arg(1).arg(offsets_key);
                 ("p", 0, channel.as_str())
             }
         };
@@ -141,9 +188,10 @@ impl Publisher {
             return Ok(Vec::new());
         }
         let result: Result<Vec<Option<u64>>, BusError> = async {
+            let key = self.offsets_key(source);
             let mut conn = self.conn.get().await?;
             let mut cmd = redis::cmd("HMGET");
-            cmd.arg(OFFSETS_KEY);
+            cmd.arg(&key);
             for fid in fids {
                 cmd.arg(Self::offsets_field(source, fid));
             }
@@ -153,7 +201,7 @@ impl Publisher {
                 .map(|v| match v {
                     None => Ok(None),
                     Some(s) => s.parse::<u64>().map(Some).map_err(|_| {
-                        BusError::Protocol(format!("offset {s:?} in {OFFSETS_KEY} is not a number"))
+                        BusError::Protocol(format!("offset {s:?} in {key} is not a number"))
                     }),
                 })
                 .collect()
@@ -164,10 +212,11 @@ impl Publisher {
 
     /// Remove a file's committed offset (after its checkpoint entry was dropped).
     pub async fn forget(&mut self, source: &str, fid: &str) -> Result<(), BusError> {
+        let key = self.offsets_key(source);
         let result: Result<(), BusError> = async {
             let mut conn = self.conn.get().await?;
             let _: i64 = redis::cmd("HDEL")
-                .arg(OFFSETS_KEY)
+                .arg(&key)
                 .arg(Self::offsets_field(source, fid))
                 .query_async(&mut conn)
                 .await?;
@@ -176,9 +225,56 @@ impl Publisher {
         .await;
         result.map_err(|e| self.conn.on_error(e))
     }
+
+    /// Cluster, stream mode: `SADD <prefix>:streams <source's stream>` so subscribers find
+    /// the stream. Idempotent (an existing member changes nothing and is not replicated), so
+    /// it is repeated now and then: a registry lost in a failover is rebuilt within seconds.
+    /// Standalone or pub/sub mode: nothing to do.
+    pub async fn register(&mut self, source: &str) -> Result<(), BusError> {
+        let (Mode::Stream { key, .. }, true) = (&self.mode, self.cluster) else {
+            return Ok(());
+        };
+        let registry = registry_key(key);
+        let stream = cluster_stream_key(key, source);
+        let result: Result<(), BusError> = async {
+            let mut conn = self.conn.get().await?;
+            let _: i64 = redis::cmd("SADD")
+                .arg(&registry)
+                .arg(&stream)
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        }
+        .await;
+        result.map_err(|e| self.conn.on_error(e))
+    }
+
+    /// `WAIT <replicas> <timeout>` on the primary that ran `source`'s last script call;
+    /// returns how many replicas acknowledged everything that connection wrote so far.
+    ///
+    /// What it proves: the batch reached that many replicas' memory (not their disk) before
+    /// the reply. Redis replication stays asynchronous: a failover may still promote a
+    /// replica that did not get it when several replicas exist, and a primary that restarts
+    /// empty loses it. `timeout` must stay below the connection's response timeout.
+    pub async fn wait_replicas(
+        &mut self,
+        source: &str,
+        replicas: u32,
+        timeout: Duration,
+    ) -> Result<u64, BusError> {
+        let key = self.offsets_key(source);
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas).arg(timeout.as_millis().max(1) as u64);
+        let result: Result<u64, BusError> = async {
+            let mut conn = self.conn.get().await?;
+            Ok(conn.query_on_key_primary::<u64>(&key, &cmd).await?)
+        }
+        .await;
+        result.map_err(|e| self.conn.on_error(e))
+    }
 }
 
-async fn load_script(conn: &mut MultiplexedConnection) -> Result<(), BusError> {
+async fn load_script(conn: &mut RedisConn) -> Result<(), BusError> {
     let _: String = redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(SCRIPT)
@@ -189,7 +285,7 @@ async fn load_script(conn: &mut MultiplexedConnection) -> Result<(), BusError> {
 
 fn parse_outcome(reply: Value) -> Result<PublishOutcome, BusError> {
     let items = match reply {
-        Value::Array(items) if items.len() == 3 => items,
+        Value::Array(items) if items.len() == 3 || items.len() == 4 => items,
         other => {
             return Err(BusError::Protocol(format!(
                 "publish script replied {other:?}"
@@ -211,10 +307,18 @@ fn parse_outcome(reply: Value) -> Result<PublishOutcome, BusError> {
             ))),
         }
     };
+    let trim_error = match items.get(3) {
+        Some(Value::BulkString(b)) if !b.is_empty() => {
+            Some(String::from_utf8_lossy(b).into_owned())
+        }
+        Some(Value::SimpleString(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
     Ok(PublishOutcome {
         added: int(&items[0])?,
         skipped: int(&items[1])?,
         committed: int(&items[2])?,
+        trim_error,
     })
 }
 
@@ -234,9 +338,30 @@ mod tests {
             PublishOutcome {
                 added: 3,
                 skipped: 1,
-                committed: 12345678901234567
+                committed: 12345678901234567,
+                trim_error: None,
             }
         );
+        let with_trim_error = Value::Array(vec![
+            Value::Int(1),
+            Value::Int(0),
+            Value::BulkString(b"10".to_vec()),
+            Value::BulkString(b"NOPERM no xtrim".to_vec()),
+        ]);
+        assert_eq!(
+            parse_outcome(with_trim_error)
+                .unwrap()
+                .trim_error
+                .as_deref(),
+            Some("NOPERM no xtrim")
+        );
+        let no_trim_error = Value::Array(vec![
+            Value::Int(1),
+            Value::Int(0),
+            Value::BulkString(b"10".to_vec()),
+            Value::BulkString(Vec::new()),
+        ]);
+        assert_eq!(parse_outcome(no_trim_error).unwrap().trim_error, None);
         assert!(parse_outcome(Value::Nil).is_err());
     }
 }

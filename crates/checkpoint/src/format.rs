@@ -133,9 +133,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
             serde_json::from_value(value)
                 .map_err(|e| format!("invalid version 1 checkpoint: {e}"))?,
         ),
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "unsupported checkpoint version {other} (this build reads version {CURRENT_VERSION})"
-        )),
+        ))
+        }
     };
     Ok(versioned.into_current())
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use redtail_bus::keys::check_cluster_prefix;
 use redtail_bus::RedisTarget;
 use serde::Deserialize;
 
@@ -47,7 +48,8 @@ impl fmt::Display for OutputFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub target: RedisTarget,
-    /// Stream key (stream mode).
+    /// Stream key (stream mode). With a cluster target: the prefix of the per-source streams
+    /// (`<stream>:{<source>}`), found through the registry set `<stream>:streams`.
     pub stream: String,
     /// Channel (pub/sub mode).
     pub channel: String,
@@ -67,6 +69,8 @@ pub struct Config {
     pub block: Duration,
     /// `metadata.product_name` of every UDM event.
     pub product_name: String,
+    /// Cluster mode: how often the registry set is re-read to find new sources' streams.
+    pub stream_refresh: Duration,
 }
 
 impl Config {
@@ -77,6 +81,7 @@ impl Config {
     pub const DEFAULT_BATCH_SIZE: usize = 512;
     pub const DEFAULT_BLOCK: Duration = Duration::from_secs(1);
     pub const DEFAULT_PRODUCT_NAME: &'static str = "redtail";
+    pub const DEFAULT_STREAM_REFRESH: Duration = Duration::from_secs(5);
     /// Larger batches buy nothing once a round trip is amortised, and cost memory and
     /// duplicate writes when a batch is redelivered.
     pub const MAX_BATCH_SIZE: usize = 100_000;
@@ -96,6 +101,7 @@ impl Config {
             batch_size: Self::DEFAULT_BATCH_SIZE,
             block: Self::DEFAULT_BLOCK,
             product_name: Self::DEFAULT_PRODUCT_NAME.to_string(),
+            stream_refresh: Self::DEFAULT_STREAM_REFRESH,
         }
     }
 
@@ -131,6 +137,12 @@ impl Config {
         }
         if self.claim_idle.is_zero() {
             return bad("the claim idle time must be above 0".to_string());
+        }
+        if self.target.cluster && !self.pubsub {
+            check_cluster_prefix(&self.stream).map_err(SubscriberError::Config)?;
+        }
+        if self.stream_refresh.is_zero() {
+            return bad("the stream refresh interval must be above 0".to_string());
         }
         if self
             .output_path
@@ -202,6 +214,15 @@ mod tests {
         assert!(c.validate().is_err());
         let mut c = config();
         c.claim_idle = Duration::ZERO;
+        assert!(c.validate().is_err());
+        let mut c = config();
+        c.target = RedisTarget::new("redis://127.0.0.1:7000,redis://127.0.0.1:7001");
+        c.target.cluster = true;
+        c.validate().expect("cluster seeds");
+        c.stream = "logs:{x}".into();
+        assert!(c.validate().is_err(), "brace in a cluster stream prefix");
+        let mut c = config();
+        c.stream_refresh = Duration::ZERO;
         assert!(c.validate().is_err());
     }
 

@@ -4,14 +4,20 @@
 //! the kernel, so a crash at any point leaves it pending and it is read again (by this
 //! consumer at restart, or claimed by another). A failed acknowledgement is retried before
 //! anything new is read, so a Redis blip never causes a duplicate by itself.
+//!
+//! With a cluster target the same loop reads every per-source stream through a
+//! [`MultiStreamConsumer`] (streams found through the registry set); each batch is
+//! acknowledged on the stream it came from.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use redtail_bus::consumer::{GroupMonitor, StreamBatch, StreamConsumer, StreamConsumerConfig};
-use redtail_bus::Backoff;
+use redtail_bus::consumer::{
+    GroupMonitor, MultiStreamConsumer, StreamBatch, StreamConsumer, StreamConsumerConfig,
+};
+use redtail_bus::{Backoff, BusError};
 use redtail_telemetry::readiness::Liveness;
 use redtail_telemetry::shutdown::Shutdown;
 
@@ -28,6 +34,32 @@ const GAUGE_INTERVAL: Duration = Duration::from_secs(2);
 /// `newest_us` value meaning "no event processed yet".
 const NONE_YET: i64 = i64::MIN;
 
+/// Cluster mode: pause after a sweep of every stream found nothing. Bounds the idle cost
+/// (one non-blocking read per stream per pause) and the added latency alike.
+const CLUSTER_IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// The stream(s) this subscriber reads: one (standalone) or every registered one (cluster).
+enum Reader {
+    One(StreamConsumer),
+    Many(MultiStreamConsumer),
+}
+
+impl Reader {
+    async fn next_batch(&mut self) -> Result<StreamBatch, BusError> {
+        match self {
+            Reader::One(c) => c.next_batch().await,
+            Reader::Many(m) => m.next_batch().await,
+        }
+    }
+
+    async fn ack(&mut self, stream: &str, ids: &[String]) -> Result<u64, BusError> {
+        match self {
+            Reader::One(c) => c.ack(ids).await,
+            Reader::Many(m) => m.ack(stream, ids).await,
+        }
+    }
+}
+
 pub(crate) async fn run(
     config: &Config,
     mut pipeline: Pipeline,
@@ -36,23 +68,36 @@ pub(crate) async fn run(
     liveness: Liveness,
     shutdown: Shutdown,
 ) -> Result<(), SubscriberError> {
-    let mut consumer = StreamConsumer::new(
-        config.target.clone(),
-        StreamConsumerConfig {
-            stream: config.stream.clone(),
-            group: config.group.clone(),
-            consumer: config.consumer.clone(),
-            count: config.batch_size,
-            block: config.block,
-            claim_idle: config.claim_idle,
-            claim_interval: config.claim_interval(),
-        },
-    )?;
+    let consumer_config = StreamConsumerConfig {
+        stream: config.stream.clone(),
+        group: config.group.clone(),
+        consumer: config.consumer.clone(),
+        count: config.batch_size,
+        block: config.block,
+        claim_idle: config.claim_idle,
+        claim_interval: config.claim_interval(),
+    };
+    // Cluster: the streams being read, for the pending gauge (None: the one stream).
+    let cluster_streams = config
+        .target
+        .cluster
+        .then(|| Arc::new(Mutex::new(Vec::<String>::new())));
+    let mut consumer = if config.target.cluster {
+        Reader::Many(MultiStreamConsumer::new(
+            config.target.clone(),
+            consumer_config,
+            config.stream_refresh,
+            CLUSTER_IDLE_WAIT,
+        )?)
+    } else {
+        Reader::One(StreamConsumer::new(config.target.clone(), consumer_config)?)
+    };
     let monitor = GroupMonitor::new(config.target.clone(), &config.stream, &config.group)?;
     // Event time (µs) of the newest event of the last batch, shared with the gauge task.
     let newest_us = Arc::new(AtomicI64::new(NONE_YET));
     let gauges = tokio::spawn(sample_gauges(
         monitor,
+        cluster_streams.clone(),
         metrics.clone(),
         Arc::clone(&newest_us),
         shutdown.clone(),
@@ -67,13 +112,14 @@ pub(crate) async fn run(
     );
 
     let mut backoff = Backoff::default();
-    // Ids written out but not yet acknowledged (the acknowledgement failed).
+    // Ids written out but not yet acknowledged (the acknowledgement failed), and their stream.
     let mut unacked: Vec<String> = Vec::new();
+    let mut unacked_stream = String::new();
     let result = async {
         loop {
             liveness.beat();
             if !unacked.is_empty() {
-                match consumer.ack(&unacked).await {
+                match consumer.ack(&unacked_stream, &unacked).await {
                     Ok(n) => {
                         metrics.acked.inc_by(n);
                         unacked.clear();
@@ -101,6 +147,12 @@ pub(crate) async fn run(
                 Ok(batch) => {
                     health.up();
                     backoff.reset();
+                    if let (Some(shared), Reader::Many(m)) = (&cluster_streams, &consumer) {
+                        let mut known = shared.lock().unwrap_or_else(|e| e.into_inner());
+                        if known.len() != m.stream_count() {
+                            *known = m.streams();
+                        }
+                    }
                     batch
                 }
                 Err(err) => {
@@ -117,7 +169,8 @@ pub(crate) async fn run(
             let started = Instant::now();
             write_batch(&mut pipeline, &batch, &metrics, &newest_us).await?;
             unacked = batch.ack_ids();
-            match consumer.ack(&unacked).await {
+            unacked_stream.clone_from(&batch.stream);
+            match consumer.ack(&unacked_stream, &unacked).await {
                 Ok(n) => {
                     metrics.acked.inc_by(n);
                     unacked.clear();
@@ -141,7 +194,7 @@ pub(crate) async fn run(
     if !unacked.is_empty() {
         // Shutting down with a written batch unacknowledged: one last try. If it fails the
         // entries stay pending and are read again (at-least-once), which is all we can do.
-        match consumer.ack(&unacked).await {
+        match consumer.ack(&unacked_stream, &unacked).await {
             Ok(n) => metrics.acked.inc_by(n),
             Err(err) => tracing::warn!(
                 entries = unacked.len(),
@@ -216,6 +269,7 @@ async fn pause(backoff: &mut Backoff, shutdown: &Shutdown) -> bool {
 /// must not look further and further behind.
 async fn sample_gauges(
     mut monitor: GroupMonitor,
+    cluster_streams: Option<Arc<Mutex<Vec<String>>>>,
     metrics: Metrics,
     newest_us: Arc<AtomicI64>,
     shutdown: Shutdown,
@@ -227,11 +281,28 @@ async fn sample_gauges(
             _ = shutdown.wait() => return,
             _ = tick.tick() => {}
         }
-        match monitor.info().await {
-            Ok(info) => {
+        let pending = match &cluster_streams {
+            None => monitor.info().await.map(|info| info.pending),
+            Some(shared) => {
+                let streams = shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let mut total = Ok(0u64);
+                for stream in &streams {
+                    match monitor.info_of(stream).await {
+                        Ok(info) => total = total.map(|t| t + info.pending),
+                        Err(err) => {
+                            total = Err(err);
+                            break;
+                        }
+                    }
+                }
+                total
+            }
+        };
+        match pending {
+            Ok(pending) => {
                 metrics
                     .pending_entries
-                    .set(i64::try_from(info.pending).unwrap_or(i64::MAX));
+                    .set(i64::try_from(pending).unwrap_or(i64::MAX));
             }
             Err(err) => {
                 // The main loop reports Redis trouble; here it only means a stale gauge.

@@ -4,16 +4,21 @@
 //! `datetime.isoformat()` without a zone, which we take as UTC (the interface says so: the
 //! pod's local zone is unknowable here, and UTC is what containers run in by default).
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::Value;
 
 /// A timestamp field's value as UTC, or `None` when it is not a time we recognise.
+///
+/// Times past year 9999 (a huge epoch number, or `9999-12-31T23:59:59-01:00`) are refused:
+/// RFC 3339 has four-digit years, so `metadata.event_timestamp` would become `+10000-…`, which
+/// downstream parsers reject. The line keeps its raw value in `additional.timestamp` instead.
 pub fn parse_timestamp(value: &Value) -> Option<DateTime<Utc>> {
-    match value {
+    let parsed = match value {
         Value::String(s) => parse_str(s),
         Value::Number(n) => n.as_f64().and_then(from_epoch_number),
         _ => None,
-    }
+    };
+    parsed.filter(|dt| dt.year() <= 9999)
 }
 
 /// RFC 3339 (`Z` or an offset, with or without a colon), or a naive
@@ -131,6 +136,17 @@ mod tests {
             Some("2023-11-14T22:13:20.250000Z")
         );
         assert_eq!(fmt(json!(-5)), None);
+    }
+
+    #[test]
+    fn beyond_year_9999_is_refused() {
+        // Found by tests/fuzz_props.rs: formatted, these would not be RFC 3339.
+        assert_eq!(fmt(json!(253_402_300_799_999_984u64)), None);
+        assert_eq!(fmt(json!("9999-12-31T23:59:59-01:00")), None);
+        assert_eq!(
+            fmt(json!("9999-12-31T23:59:59Z")).as_deref(),
+            Some("9999-12-31T23:59:59.000000Z")
+        );
     }
 
     #[test]

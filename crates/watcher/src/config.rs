@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use redtail_bus::keys::check_cluster_prefix;
 use redtail_bus::{Mode, RedisTarget};
 use redtail_tail::StartAt;
 
@@ -30,6 +31,15 @@ pub struct Config {
     /// Longest time a batch in flight keeps retrying after SIGTERM before the
     /// watcher gives up on it (it is re-read after the restart: nothing is lost).
     pub shutdown_timeout: Duration,
+    /// After each batch, `WAIT` until this many replicas acknowledged it before the offset is
+    /// committed locally (checkpoint); 0 = do not wait (the default).
+    pub replica_acks: u32,
+    /// Longest `WAIT`; below the Redis response timeout.
+    pub replica_ack_timeout: Duration,
+}
+
+impl Config {
+    pub const DEFAULT_REPLICA_ACK_TIMEOUT: Duration = Duration::from_millis(1000);
 }
 
 impl Config {
@@ -60,9 +70,75 @@ impl Config {
             if key.is_empty() {
                 return fail("the stream key is empty".into());
             }
+            if self.target.cluster {
+                check_cluster_prefix(key).map_err(WatcherError::Config)?;
+            }
+        }
+        if self.replica_acks > 0
+            && (self.replica_ack_timeout.is_zero()
+                || self.replica_ack_timeout >= self.target.response_timeout)
+        {
+            return fail(format!(
+                "the replica acknowledgement timeout ({} ms) must be above 0 and below the Redis response timeout ({} ms)",
+                self.replica_ack_timeout.as_millis(),
+                self.target.response_timeout.as_millis()
+            ));
         }
         self.target
             .validate()
             .map_err(|e| WatcherError::Config(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config {
+            log_path: "/var/log/app/app.log".into(),
+            checkpoint_path: "/var/lib/redtail/checkpoint.json".into(),
+            checkpoint_every_lines: 1000,
+            checkpoint_interval: Duration::from_secs(1),
+            start_at: StartAt::Beginning,
+            source: "pod-0".into(),
+            max_line_bytes: 1 << 20,
+            batch_max_lines: 1024,
+            batch_max_bytes: 1 << 20,
+            read_buffer_bytes: 256 * 1024,
+            poll_interval: Duration::from_millis(250),
+            target: RedisTarget::new("redis://127.0.0.1:6379"),
+            mode: Mode::Stream {
+                key: "redtail:logs".into(),
+                maxlen: 0,
+            },
+            shutdown_timeout: Duration::from_secs(10),
+            replica_acks: 0,
+            replica_ack_timeout: Config::DEFAULT_REPLICA_ACK_TIMEOUT,
+        }
+    }
+
+    #[test]
+    fn replica_ack_timeout_must_fit_in_the_response_timeout() {
+        let mut c = config();
+        c.replica_acks = 1;
+        c.validate().expect("1 s is below the 5 s response timeout");
+        c.replica_ack_timeout = Duration::from_secs(5);
+        assert!(c.validate().is_err());
+        c.replica_acks = 0;
+        c.validate().expect("ignored when WAIT is off");
+    }
+
+    #[test]
+    fn cluster_stream_prefix_has_no_hash_tag() {
+        let mut c = config();
+        c.target = RedisTarget::new("redis://127.0.0.1:7000,redis://127.0.0.1:7001");
+        c.target.cluster = true;
+        c.validate().expect("plain prefix");
+        c.mode = Mode::Stream {
+            key: "logs:{all}".into(),
+            maxlen: 0,
+        };
+        assert!(c.validate().is_err());
     }
 }

@@ -33,9 +33,12 @@ pub use error::WatcherError;
 pub use metrics::Metrics;
 
 use pipeline::{now_ms, Pipeline};
-use writer::{CheckpointWriter, Reporter};
 use reader::{ReadLimits, Reader, CHANNEL_DEPTH};
 use state::CommitState;
+use writer::{CheckpointWriter, Reporter};
+
+/// Gauge-loop ticks (seconds) between two registry `SADD`s in cluster mode.
+const REGISTER_EVERY: u64 = 5;
 
 /// Readiness condition names.
 const READY_CHECKPOINT: &str = "checkpoint";
@@ -142,8 +145,10 @@ pub async fn run(
         redis_up,
         liveness,
         shutdown_grace: config.shutdown_timeout.mul_f64(0.7),
+        replica_acks: config.replica_acks,
+        replica_ack_timeout: config.replica_ack_timeout,
     };
-    tracing::info!(pattern = %config.log_path.display(), source = %config.source, redis = %config.target.redacted(), "Watching.");
+    tracing::info!(pattern = %config.log_path.display(), source = %config.source, redis = %config.target.redacted(), cluster = config.target.cluster, replica_acks = config.replica_acks, "Watching.");
     let result = pipeline.run(rx, &shutdown).await;
     // rx is gone: the reader thread's next send fails and it ends.
     reader.stop();
@@ -197,7 +202,8 @@ fn known_files(checkpoint: &redtail_checkpoint::Checkpoint) -> Vec<KnownFile> {
         .collect()
 }
 
-/// HMGET the Redis-side offsets, retrying until Redis answers. None = shutdown first.
+/// Register the stream (cluster) and HMGET the Redis-side offsets, retrying until Redis
+/// answers. None = shutdown first.
 async fn fetch_offsets(
     publisher: &mut Publisher,
     source: &str,
@@ -209,7 +215,12 @@ async fn fetch_offsets(
 ) -> Result<Option<Vec<Option<u64>>>, WatcherError> {
     let mut backoff = Backoff::default();
     loop {
-        match publisher.committed_offsets(source, fids).await {
+        let attempt = async {
+            // Cluster: make the stream findable before its first line (no-op otherwise).
+            publisher.register(source).await?;
+            publisher.committed_offsets(source, fids).await
+        };
+        match attempt.await {
             Ok(offsets) => {
                 redis_up.set(1);
                 readiness.set_ok(READY_REDIS);
@@ -234,7 +245,8 @@ async fn fetch_offsets(
 
 /// Every second: lag and committed gauges from the files' sizes, checkpoint
 /// age, and a PING that keeps `redis_up` and readiness true to Redis even when
-/// no line is being published.
+/// no line is being published. In a cluster, also the stream's registry entry every
+/// [`REGISTER_EVERY`] ticks: a registry set lost in a failover is rebuilt by the watchers.
 async fn gauge_loop(
     config: Config,
     state: CommitState,
@@ -244,13 +256,14 @@ async fn gauge_loop(
     last_write: Arc<AtomicU64>,
     shutdown: Shutdown,
 ) {
-    let mut conn = match Connection::new(config.target.clone()) {
-        Ok(conn) => conn,
+    let mut health = match Connection::new(config.target.clone()) {
+        Ok(conn) => Publisher::new(conn, config.mode.clone()),
         Err(error) => {
             tracing::error!(%error, "Cannot build the health-check connection.");
             return;
         }
     };
+    let mut ticks: u64 = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -261,7 +274,17 @@ async fn gauge_loop(
         state.update_gauges(&metrics);
         let age_ms = now_ms().saturating_sub(last_write.load(Ordering::Relaxed));
         metrics.checkpoint_age_seconds.set(age_ms as f64 / 1000.0);
-        match conn.ping().await {
+        ticks += 1;
+        let registered = if config.target.cluster && ticks.is_multiple_of(REGISTER_EVERY) {
+            health.register(&config.source).await
+        } else {
+            Ok(())
+        };
+        let checked = match registered {
+            Ok(()) => health.connection().ping().await,
+            Err(error) => Err(error),
+        };
+        match checked {
             Ok(()) => {
                 redis_up.set(1);
                 readiness.set_ok(READY_REDIS);

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub publish_duration: Histogram,
     pub publish_errors: IntCounterVec,
     pub duplicates_skipped: IntCounter,
+    pub trim_errors: IntCounter,
     pub rotations: IntCounter,
     pub truncations: IntCounter,
     pub oversized_lines: IntCounter,
@@ -26,6 +27,7 @@ pub struct Metrics {
     pub read_errors: IntCounter,
     pub files_tracked: IntGauge,
     pub batch_lines: Histogram,
+    pub replica_ack_failures: IntCounter,
 }
 
 impl Metrics {
@@ -107,6 +109,10 @@ impl Metrics {
                 "redtail_watcher_duplicates_skipped_total",
                 "Lines Redis already had (idempotent skip after a retry or restart).",
             )?,
+            trim_errors: counter(
+                "redtail_watcher_trim_errors_total",
+                "Batches published whose stream trim (XTRIM MAXLEN ~) Redis refused.",
+            )?,
             rotations: counter(
                 "redtail_watcher_rotations_total",
                 "Files followed through rotation (rename, delete and re-create).",
@@ -133,6 +139,10 @@ impl Metrics {
                     "redtail_watcher_files_tracked",
                     "Files the watcher is reading now.",
                 )?,
+            )?,
+            replica_ack_failures: counter(
+                "redtail_watcher_replica_ack_failures_total",
+                "Batches that fewer than REDTAIL_REPLICA_ACKS replicas acknowledged in time (WAIT shortfall or error); the batch is sent again and not committed until they do.",
             )?,
             batch_lines: register(
                 registry,

@@ -35,6 +35,17 @@ pub(crate) struct Pipeline {
     pub liveness: Liveness,
     /// Retry budget for the batch in flight once shutdown began.
     pub shutdown_grace: Duration,
+    /// `WAIT` for this many replicas after each batch before committing it locally; 0 = off.
+    pub replica_acks: u32,
+    pub replica_ack_timeout: Duration,
+}
+
+/// Why one publish attempt did not end in a commit.
+enum Attempt {
+    /// Redis refused or the connection failed.
+    Redis(redtail_bus::BusError),
+    /// The batch is in Redis but fewer than `replica_acks` replicas confirmed it.
+    Replicas { acked: u64 },
 }
 
 impl Pipeline {
@@ -130,9 +141,12 @@ impl Pipeline {
         };
         let mut backoff = Backoff::default();
         let mut give_up_at: Option<Instant> = None;
+        // After a WAIT shortfall the same batch is sent again: lines the script then skips
+        // are not duplicates of anything, so they are not counted as such.
+        let mut resend = false;
         loop {
             let started = Instant::now();
-            match self.publisher.publish(&request).await {
+            let failure = match self.publisher.publish(&request).await {
                 Ok(outcome) => {
                     self.metrics
                         .publish_duration
@@ -144,16 +158,41 @@ impl Pipeline {
                         request.lines[skipped..].iter().map(|l| l.data.len()).sum();
                     self.metrics.lines_published.inc_by(outcome.added);
                     self.metrics.bytes_published.inc_by(added_bytes as u64);
-                    self.metrics.duplicates_skipped.inc_by(outcome.skipped);
-                    if backoff.attempts() > 0 {
-                        tracing::info!(
-                            attempts = backoff.attempts(),
-                            "Publishing again after Redis trouble."
-                        );
+                    if !resend {
+                        self.metrics.duplicates_skipped.inc_by(outcome.skipped);
+                        if let Some(error) = &outcome.trim_error {
+                            // Published fine, but the stream is not being trimmed: say
+                            // so once, count every time (memory will grow in Redis).
+                            if self.metrics.trim_errors.get() == 0 {
+                                tracing::warn!(%error, "Redis refused XTRIM; the stream is not trimmed (check the ACL).");
+                            }
+                            self.metrics.trim_errors.inc();
+                        }
                     }
-                    return Ok(Some(outcome.committed.max(batch.end())));
+                    let waited = await_replicas(
+                        &mut self.publisher,
+                        &self.source,
+                        self.replica_acks,
+                        self.replica_ack_timeout,
+                    )
+                    .await;
+                    match waited {
+                        Ok(()) => {
+                            if backoff.attempts() > 0 {
+                                tracing::info!(
+                                    attempts = backoff.attempts(),
+                                    "Publishing again after Redis trouble."
+                                );
+                            }
+                            return Ok(Some(outcome.committed.max(batch.end())));
+                        }
+                        Err(failure) => failure,
+                    }
                 }
-                Err(error) => {
+                Err(error) => Attempt::Redis(error),
+            };
+            match failure {
+                Attempt::Redis(error) => {
                     self.metrics
                         .publish_errors
                         .with_label_values(&[error.reason()])
@@ -167,25 +206,36 @@ impl Pipeline {
                     } else {
                         tracing::debug!(%error, attempt = backoff.attempts(), "Publishing failed again.");
                     }
-                    if shutdown.is_triggered() {
-                        let deadline =
-                            *give_up_at.get_or_insert_with(|| Instant::now() + self.shutdown_grace);
-                        if Instant::now() >= deadline {
-                            tracing::warn!("Shutting down with a batch unpublished; it is read again after the restart.");
-                            return Ok(None);
-                        }
+                }
+                Attempt::Replicas { acked } => {
+                    self.metrics.replica_ack_failures.inc();
+                    resend = true;
+                    if backoff.attempts() == 0 {
+                        tracing::warn!(
+                            acked,
+                            wanted = self.replica_acks,
+                            "Too few replicas acknowledged the batch; not committing it, sending it again."
+                        );
                     }
-                    let delay = backoff.next_delay();
-                    let woke_by_shutdown = tokio::select! {
-                        _ = tokio::time::sleep(delay) => false,
-                        _ = shutdown.wait(), if give_up_at.is_none() => true,
-                    };
-                    if woke_by_shutdown {
-                        give_up_at = Some(Instant::now() + self.shutdown_grace);
-                    }
-                    self.liveness.beat();
                 }
             }
+            if shutdown.is_triggered() {
+                let deadline =
+                    *give_up_at.get_or_insert_with(|| Instant::now() + self.shutdown_grace);
+                if Instant::now() >= deadline {
+                    tracing::warn!("Shutting down with a batch unpublished; it is read again after the restart.");
+                    return Ok(None);
+                }
+            }
+            let delay = backoff.next_delay();
+            let woke_by_shutdown = tokio::select! {
+                _ = tokio::time::sleep(delay) => false,
+                _ = shutdown.wait(), if give_up_at.is_none() => true,
+            };
+            if woke_by_shutdown {
+                give_up_at = Some(Instant::now() + self.shutdown_grace);
+            }
+            self.liveness.beat();
         }
     }
 
@@ -203,6 +253,28 @@ impl Pipeline {
         if let Some(writer) = self.writer.take() {
             writer.finish(&self.checkpoint).await;
         }
+    }
+}
+
+/// `WAIT replica_acks timeout` after a batch (when configured). Redis replication is
+/// asynchronous: without it, a batch acknowledged by a primary that fails before
+/// replicating it is lost while the checkpoint already moved past it. With it, the batch
+/// is committed locally only once that many replicas hold it; a shortfall sends the same
+/// batch again (idempotent: on a primary that kept it, nothing is appended; on a promoted
+/// replica that never got it, the missing lines are appended) and waits again.
+async fn await_replicas(
+    publisher: &mut Publisher,
+    source: &str,
+    replicas: u32,
+    timeout: Duration,
+) -> Result<(), Attempt> {
+    if replicas == 0 {
+        return Ok(());
+    }
+    match publisher.wait_replicas(source, replicas, timeout).await {
+        Ok(acked) if acked >= u64::from(replicas) => Ok(()),
+        Ok(acked) => Err(Attempt::Replicas { acked }),
+        Err(error) => Err(Attempt::Redis(error)),
     }
 }
 

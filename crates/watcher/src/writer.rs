@@ -58,7 +58,12 @@ pub(crate) struct CheckpointWriter {
 
 impl CheckpointWriter {
     /// `retry`: how soon a failed write is tried again when no newer state comes.
-    pub fn spawn(store: CheckpointStore, initial: Checkpoint, reporter: Reporter, retry: Duration) -> Self {
+    pub fn spawn(
+        store: CheckpointStore,
+        initial: Checkpoint,
+        reporter: Reporter,
+        retry: Duration,
+    ) -> Self {
         let (latest, rx) = watch::channel((initial, false));
         let task = tokio::spawn(write_loop(store, rx, reporter, retry));
         Self { latest, task }
@@ -117,7 +122,9 @@ async fn write_loop(
                 store = Some(s);
             }
             Err(_) => {
-                tracing::error!("The checkpoint write panicked; the checkpoint is no longer written.");
+                tracing::error!(
+                    "The checkpoint write panicked; the checkpoint is no longer written."
+                );
                 reporter
                     .readiness
                     .set_failing("checkpoint", "checkpoint writer crashed");

@@ -53,8 +53,15 @@ impl GroupMonitor {
     /// `XINFO GROUPS <stream>`, reduced to our group. A missing stream or group reads as
     /// empty (nothing pending): the consumer creates them on its next read.
     pub async fn info(&mut self) -> Result<GroupInfo, BusError> {
+        let stream = self.stream.clone();
+        self.info_of(&stream).await
+    }
+
+    /// [`Self::info`] for another stream of the same group (cluster mode: one stream per
+    /// source, all read by the one group).
+    pub async fn info_of(&mut self, stream: &str) -> Result<GroupInfo, BusError> {
         let mut cmd = redis::cmd("XINFO");
-        cmd.arg("GROUPS").arg(&self.stream);
+        cmd.arg("GROUPS").arg(stream);
         let mut conn = self.conn.get().await?;
         let value = match cmd.query_async::<Value>(&mut conn).await {
             Ok(value) => value,

@@ -27,7 +27,9 @@ pub struct StreamConsumerConfig {
     /// Most entries per read (`COUNT`).
     pub count: usize,
     /// Longest wait for new entries (`BLOCK`); must stay below the connection's response
-    /// timeout, or every idle read would look like a dead server.
+    /// timeout, or every idle read would look like a dead server. Zero: do not block (a
+    /// cluster reader sweeping many streams; a blocked read would hold up the node's shared
+    /// connection for every other stream on it).
     pub block: Duration,
     /// Entries idle this long on another consumer are taken over.
     pub claim_idle: Duration,
@@ -49,6 +51,8 @@ pub enum BatchOrigin {
 /// One read's worth of entries; acknowledge [`StreamBatch::ack_ids`] once they are written.
 #[derive(Debug)]
 pub struct StreamBatch {
+    /// The stream the entries come from (acknowledge them there).
+    pub stream: String,
     pub origin: BatchOrigin,
     pub entries: Vec<StreamEntry>,
     /// Pending ids whose entries were trimmed (`MAXLEN`) or deleted before we processed
@@ -100,6 +104,13 @@ pub struct StreamConsumer {
 
 impl StreamConsumer {
     pub fn new(target: RedisTarget, cfg: StreamConsumerConfig) -> Result<Self, BusError> {
+        Self::with_connection(Connection::new(target)?, cfg)
+    }
+
+    /// A reader on an existing connection: in a cluster, every per-stream reader shares the
+    /// one cluster connection.
+    pub fn with_connection(conn: Connection, cfg: StreamConsumerConfig) -> Result<Self, BusError> {
+        let target = conn.target();
         if cfg.block >= target.response_timeout {
             return Err(BusError::Config(format!(
                 "the read block time ({} ms) must be shorter than the response timeout ({} ms)",
@@ -111,7 +122,7 @@ impl StreamConsumer {
             return Err(BusError::Config("the read count must be at least 1".into()));
         }
         Ok(Self {
-            conn: Connection::new(target)?,
+            conn,
             phase: Phase::OwnPending {
                 after: "0".to_string(),
             },
@@ -171,7 +182,7 @@ impl StreamConsumer {
             match last {
                 Some(last) => {
                     self.phase = Phase::OwnPending { after: last };
-                    return Ok(batch(BatchOrigin::OwnPending, decoded, true));
+                    return Ok(self.batch(BatchOrigin::OwnPending, decoded, true));
                 }
                 None => self.phase = Phase::Live,
             }
@@ -179,11 +190,16 @@ impl StreamConsumer {
         if Instant::now() >= self.next_claim {
             let decoded = self.autoclaim().await?;
             if !decoded.entries.is_empty() || !decoded.vanished.is_empty() {
-                return Ok(batch(BatchOrigin::Claimed, decoded, true));
+                return Ok(self.batch(BatchOrigin::Claimed, decoded, true));
             }
         }
-        let decoded = self.read_group(">", Some(self.cfg.block)).await?;
-        Ok(batch(BatchOrigin::New, decoded, false))
+        let block = Some(self.cfg.block).filter(|b| !b.is_zero());
+        let decoded = self.read_group(">", block).await?;
+        Ok(self.batch(BatchOrigin::New, decoded, false))
+    }
+
+    fn batch(&self, origin: BatchOrigin, decoded: Decoded, redelivered: bool) -> StreamBatch {
+        batch(&self.cfg.stream, origin, decoded, redelivered)
     }
 
     /// Acknowledges `ids` with one `XACK`; returns how many Redis still had pending.
@@ -295,7 +311,7 @@ impl StreamConsumer {
     }
 }
 
-fn batch(origin: BatchOrigin, decoded: Decoded, redelivered: bool) -> StreamBatch {
+fn batch(stream: &str, origin: BatchOrigin, decoded: Decoded, redelivered: bool) -> StreamBatch {
     let mut entries = decoded.entries;
     if redelivered {
         for e in &mut entries {
@@ -303,6 +319,7 @@ fn batch(origin: BatchOrigin, decoded: Decoded, redelivered: bool) -> StreamBatc
         }
     }
     StreamBatch {
+        stream: stream.to_string(),
         origin,
         entries,
         vanished: decoded.vanished,
@@ -372,7 +389,7 @@ mod tests {
             }],
             vanished: vec!["2-0".into()],
         };
-        let b = batch(BatchOrigin::OwnPending, decoded, true);
+        let b = batch("s", BatchOrigin::OwnPending, decoded, true);
         assert!(b.entries[0].redelivered);
         assert_eq!(b.ack_ids(), vec!["1-0".to_string(), "2-0".to_string()]);
         assert!(!b.is_empty());
