@@ -339,42 +339,7 @@ impl RedisCluster {
 
     /// Entries of one stream, in order (XRANGE in pages).
     pub fn stream_lines(&self, key: &str) -> Vec<StreamEntry> {
-        let mut c = self.conn();
-        let mut out = Vec::new();
-        let mut start = "-".to_string();
-        loop {
-            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(key)
-                .arg(&start)
-                .arg("+")
-                .arg("COUNT")
-                .arg(10_000)
-                .query(&mut c)
-                .expect("XRANGE");
-            let n = reply.ids.len();
-            for id in reply.ids {
-                let get = |f: &str| -> Vec<u8> {
-                    match id.map.get(f) {
-                        Some(redis::Value::BulkString(b)) => b.clone(),
-                        _ => Vec::new(),
-                    }
-                };
-                out.push(StreamEntry {
-                    id: id.id.clone(),
-                    line: get("line"),
-                    src: String::from_utf8_lossy(&get("src")).into_owned(),
-                    fid: String::from_utf8_lossy(&get("fid")).into_owned(),
-                    off: String::from_utf8_lossy(&get("off"))
-                        .parse()
-                        .unwrap_or(u64::MAX),
-                    trunc: !get("trunc").is_empty(),
-                });
-                start = format!("({}", id.id);
-            }
-            if n < 10_000 {
-                return out;
-            }
-        }
+        super::read_stream(&mut self.conn(), key)
     }
 
     /// Committed offsets of one source (its `redtail:offsets:{<source>}` hash), summed.

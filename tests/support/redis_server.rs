@@ -116,42 +116,7 @@ impl RedisServer {
 
     /// Lines in the stream, in stream order (XRANGE in pages).
     pub fn stream_lines(&self, key: &str) -> Vec<StreamEntry> {
-        let mut c = self.conn();
-        let mut out = Vec::new();
-        let mut start = "-".to_string();
-        loop {
-            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(key)
-                .arg(&start)
-                .arg("+")
-                .arg("COUNT")
-                .arg(10_000)
-                .query(&mut c)
-                .expect("XRANGE");
-            let n = reply.ids.len();
-            for id in reply.ids {
-                let get = |f: &str| -> Vec<u8> {
-                    match id.map.get(f) {
-                        Some(redis::Value::BulkString(b)) => b.clone(),
-                        _ => Vec::new(),
-                    }
-                };
-                out.push(StreamEntry {
-                    id: id.id.clone(),
-                    line: get("line"),
-                    src: String::from_utf8_lossy(&get("src")).into_owned(),
-                    fid: String::from_utf8_lossy(&get("fid")).into_owned(),
-                    off: String::from_utf8_lossy(&get("off"))
-                        .parse()
-                        .unwrap_or(u64::MAX),
-                    trunc: !get("trunc").is_empty(),
-                });
-                start = format!("({}", id.id);
-            }
-            if n < 10_000 {
-                return out;
-            }
-        }
+        read_stream(&mut self.conn(), key)
     }
 
     pub fn xlen(&self, key: &str) -> u64 {
@@ -165,6 +130,46 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Every entry of a stream, in order (XRANGE in pages), on any connection
+/// (a single node or a cluster).
+pub fn read_stream(conn: &mut impl redis::ConnectionLike, key: &str) -> Vec<StreamEntry> {
+    let mut out = Vec::new();
+    let mut start = "-".to_string();
+    loop {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(10_000)
+            .query(conn)
+            .expect("XRANGE");
+        let n = reply.ids.len();
+        for id in reply.ids {
+            let get = |f: &str| -> Vec<u8> {
+                match id.map.get(f) {
+                    Some(redis::Value::BulkString(b)) => b.clone(),
+                    _ => Vec::new(),
+                }
+            };
+            out.push(StreamEntry {
+                id: id.id.clone(),
+                line: get("line"),
+                src: String::from_utf8_lossy(&get("src")).into_owned(),
+                fid: String::from_utf8_lossy(&get("fid")).into_owned(),
+                off: String::from_utf8_lossy(&get("off"))
+                    .parse()
+                    .unwrap_or(u64::MAX),
+                trunc: !get("trunc").is_empty(),
+            });
+            start = format!("({}", id.id);
+        }
+        if n < 10_000 {
+            return out;
+        }
     }
 }
 
