@@ -12,6 +12,12 @@ ensure_packages openssl openssl
 
 echo "==> cargo test (unit, model, integration and fault tests against a real redis-server)"
 cargo test --workspace --locked -- --test-threads="${REDTAIL_TEST_THREADS:-2}"
+# cargo keeps a passing test's output to itself: show the chaos soak's summary table.
+summary="${CARGO_TARGET_DIR:-target}/tmp/chaos-summary.md"
+if [ -f "$summary" ]; then
+  echo "==> chaos soak summary"
+  cat "$summary"
+fi
 
 for extra in check-observability.sh check-chart.sh container-tests.sh; do
   if [ -x "scripts/$extra" ]; then
