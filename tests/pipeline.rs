@@ -317,3 +317,41 @@ fn subscriber_kill9_and_restart() {
     });
     assert!(start.elapsed() < Duration::from_secs(20));
 }
+
+/// The watcher stops right after a rotation, before the new file has a line
+/// (so before it is even opened); while it is down that file gets lines and
+/// is rotated away too. The checkpoint must still lead the restart to it:
+/// a finished file stays recorded until its successor is.
+#[test]
+fn stop_between_rotation_and_next_file() {
+    let redis = RedisServer::start();
+    let scene = Scene::new();
+    prewrite_lines(&scene.log(), 0, 100);
+    let mut watcher = scene.start("watch", &scene.watcher_env(&redis, "stream"));
+    wait_until(LONG, "first file published", || {
+        redis.xlen("redtail:logs") == 100
+    });
+    std::fs::rename(scene.log(), scene.path("app.log.1")).unwrap();
+    std::fs::File::create(scene.log()).unwrap();
+    wait_until(LONG, "rotation seen", || {
+        watcher
+            .metrics()
+            .get("redtail_watcher_rotations_total", &[])
+            .unwrap_or(0.0)
+            >= 1.0
+    });
+    assert!(watcher.terminate(Duration::from_secs(15)).success());
+    // While down: the (empty) new file gets lines and is rotated away as well.
+    prewrite_lines(&scene.log(), 100, 100);
+    std::fs::rename(scene.path("app.log.1"), scene.path("app.log.2")).unwrap();
+    std::fs::rename(scene.log(), scene.path("app.log.1")).unwrap();
+    prewrite_lines(&scene.log(), 200, 100);
+    watcher.restart();
+    wait_until(LONG, "all 300 lines", || redis.xlen("redtail:logs") >= 300);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(
+        &stream_seqs(&redis),
+        300,
+        "stream after a stop between files",
+    );
+}

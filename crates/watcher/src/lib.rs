@@ -137,6 +137,7 @@ pub async fn run(
     let mut pipeline = Pipeline {
         source: config.source.clone(),
         publisher,
+        finished: Vec::new(),
         writer: Some(writer),
         checkpoint,
         policy: FlushPolicy::new(config.checkpoint_every_lines, config.checkpoint_interval),

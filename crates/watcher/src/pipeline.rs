@@ -25,6 +25,8 @@ pub(crate) fn now_ms() -> u64 {
 pub(crate) struct Pipeline {
     pub source: String,
     pub publisher: Publisher,
+    /// Files the tailer finished whose checkpoint entries wait for a successor.
+    pub finished: Vec<String>,
     /// Writes the checkpoint file in the background; `None` once finished.
     pub writer: Option<CheckpointWriter>,
     pub checkpoint: Checkpoint,
@@ -84,14 +86,18 @@ impl Pipeline {
                 self.state.opened(&path, id, offset);
                 self.state.update_gauges(&self.metrics);
                 self.metrics.files_tracked.set(self.state.tracked() as i64);
-                if offset > 0 || id.generation != 0 {
-                    // A start at the end (or a resume) is a position worth keeping. A
-                    // new generation (content truncated to the same first line) must be
-                    // recorded even at 0: restarted without it, the file would be taken
-                    // for generation 0, whose Redis offset would hide its new lines.
-                    self.checkpoint.commit(&id.to_string(), &path, offset);
-                    self.policy.note_committed(1);
+                // Every file the tailer starts goes into the checkpoint, even at 0: if
+                // it is rotated away while the watcher is down, only a checkpoint entry
+                // lets the restart find it among the siblings and finish it. (A new
+                // generation at 0 matters too: without it a restart would take the file
+                // for generation 0, whose Redis offset would hide its lines.)
+                self.checkpoint.commit(&id.to_string(), &path, offset);
+                // Finished files are dropped only now that a newer file is recorded, so
+                // the checkpoint never goes empty between a rotation and the next file.
+                for finished in self.finished.drain(..) {
+                    self.checkpoint.remove(&finished);
                 }
+                self.policy.note_committed(1);
             }
             TailItem::Lines(batch) => {
                 if let Some(committed) = self.publish(&batch, shutdown).await? {
@@ -103,10 +109,11 @@ impl Pipeline {
             }
             TailItem::Finished { id, path, end } => {
                 tracing::debug!(path = %path.display(), fid = %id, end, "File finished.");
-                if self.checkpoint.remove(&id.to_string()) {
-                    // Make the removal durable at the next policy deadline.
-                    self.policy.note_committed(1);
-                }
+                // Removed from the checkpoint at the next Opened (see there): dropping
+                // it now could leave an empty checkpoint if the watcher stops before the
+                // next file is recorded, and a restart would then not look for that
+                // file among the rotated siblings.
+                self.finished.push(id.to_string());
             }
         }
         Ok(())
@@ -250,6 +257,19 @@ impl Pipeline {
 
     /// Shutdown: write the final state and wait until it is on disk.
     pub async fn finish(&mut self) {
+        // Finished files with no successor recorded yet: drop them only if something
+        // else keeps the checkpoint non-empty (see `handle`).
+        let finished = &self.finished;
+        if self
+            .checkpoint
+            .files
+            .keys()
+            .any(|fid| !finished.contains(fid))
+        {
+            for finished in self.finished.drain(..) {
+                self.checkpoint.remove(&finished);
+            }
+        }
         if let Some(writer) = self.writer.take() {
             writer.finish(&self.checkpoint).await;
         }
