@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the scripts (sourced, not run).
 
 # ensure_packages CMD PACKAGE... : install the Debian packages when CMD is missing.

@@ -10,6 +10,12 @@ ensure_rust
 ensure_packages redis-server redis-server redis-tools
 ensure_packages openssl openssl
 
+ensure_packages shellcheck shellcheck
+
+echo "==> shellcheck (every shell script of the repository)"
+# shellcheck disable=SC2046  # word splitting of the file list is intended
+shellcheck -x $(git ls-files '*.sh' 2>/dev/null || find . -name '*.sh' -not -path './target/*') .ci/run
+
 echo "==> cargo test (unit, model, integration and fault tests against a real redis-server)"
 cargo test --workspace --locked -- --test-threads="${REDTAIL_TEST_THREADS:-2}"
 # cargo keeps a passing test's output to itself: show the chaos soak's summary table.

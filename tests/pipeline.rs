@@ -109,14 +109,7 @@ fn watcher_kill9_during_backlog() {
 /// timeout): the retry is skipped by the script, not published twice.
 #[test]
 fn lost_reply_is_skipped_not_duplicated() {
-    let redis = RedisServer::start_with(&[
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--enable-debug-command",
-        "yes",
-    ]);
+    let redis = RedisServer::start_debuggable();
     let scene = Scene::new();
     const N: u64 = 150_000;
     prewrite_lines(&scene.log(), 0, N);

@@ -28,14 +28,7 @@ fn errors(watcher: &Redtail, reason: &str) -> f64 {
 /// slowness below the response timeout is not an error at all.
 #[test]
 fn paused_then_slow_redis() {
-    let redis = RedisServer::start_with(&[
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--enable-debug-command",
-        "yes",
-    ]);
+    let redis = RedisServer::start_debuggable();
     let scene = Scene::new();
     prewrite_lines(&scene.log(), 0, 20_000);
     let watcher = scene.start("watch", &scene.watcher_env(&redis, "stream"));

@@ -30,6 +30,18 @@ impl RedisServer {
         ])
     }
 
+    /// No persistence, `DEBUG` allowed (`DEBUG SLEEP` makes Redis busy or slow on demand).
+    pub fn start_debuggable() -> RedisServer {
+        Self::start_with(&[
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--enable-debug-command",
+            "yes",
+        ])
+    }
+
     pub fn start_with(args: &[&str]) -> RedisServer {
         let dir = tempfile::Builder::new()
             .prefix("redtail-redis-")
