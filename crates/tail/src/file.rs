@@ -1,116 +1,166 @@
-//! One file the tailer follows: its open handle, identity and read position.
+//! One file the tailer follows: where it is, its identity, its read position, and its
+//! handle and buffer — both optional, so that idle files cost neither a descriptor nor
+//! memory.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
+use crate::discovery::{Candidate, Place};
 use crate::framer::{FramedLine, Framer};
-use crate::id::{fingerprint, fnv1a64, new_generation, read_head};
+use crate::id::{check_hash, fingerprint, fnv1a64, read_head};
 use crate::{Batch, FileId, Line, TailConfig, TailEvents};
 
 /// Chunk size when searching backwards for the last '\n' (start at end).
 const BACKWARD_CHUNK: u64 = 64 << 10;
 
-pub(crate) struct TrackedFile {
-    pub path: Arc<Path>,
-    /// Kept open so a file renamed or deleted away can still be read to its end.
-    file: File,
-    /// Device and inode of the open handle: while it is open the kernel cannot reuse
-    /// the inode, so (dev, ino) says exactly whether a path still names this file.
+pub(crate) struct Tracked {
+    /// Device and inode: while the tailer holds the file open the kernel cannot reuse
+    /// the inode, and within one run the device does not change, so (dev, ino) says
+    /// exactly whether a directory entry is this file. Never persisted.
     pub dev: u64,
     pub ino: u64,
-    /// `None` while pending: the first line is incomplete and shorter than 1024 bytes.
+    pub birth: u64,
+    /// The path published with its lines: the match it was read at or rotated from.
+    pub label: Arc<Path>,
+    /// Where it is now (the directory entry, or the symlink's target).
+    pub location: Arc<Path>,
+    /// The entry to reopen it by (`location` unless it is a symlink's target).
+    pub entry: Arc<Path>,
+    pub place: Place,
+    handle: Option<File>,
+    /// `None` until the identity is settled (first line complete, matched against what
+    /// is known).
     pub id: Option<FileId>,
-    /// Bytes the fingerprint covers, re-read at each re-check to detect truncate-then-regrow.
-    fp_len: usize,
-    /// Identity of the content before a truncation: new content with the same inode
-    /// and fingerprint needs a new generation.
+    /// Bytes the fingerprint covers (re-checked to see truncate-then-regrow).
+    pub fp_len: usize,
+    /// The identity of the content this inode held before a truncation.
     pub previous: Option<FileId>,
-    /// `Opened` was handed out.
-    pub opened: bool,
+    /// `Opened` was handed out for `id`.
+    pub opened_sent: bool,
     pub framer: Framer,
-    /// A read failed: skip the file until the next re-check instead of spinning.
-    pub paused: bool,
-    /// Rotated away while its identity was pending: report once it is known.
-    pub rotation_unreported: bool,
+    /// Size seen by the last stat or read.
+    pub size: u64,
+    pub mtime: i128,
+    /// Last time the file grew (or was found); the rotate wait and idle close count from it.
+    pub last_growth: Instant,
+    /// Last time it was read or opened (which handle to close first).
+    pub last_used: Instant,
+    /// Rotated away, idle for the rotate wait, unterminated rest handed out.
+    pub finished: bool,
+    /// A copy of another file's content (copy-truncate): decided when that file is
+    /// truncated or gone, or when the rotate wait runs out.
+    pub copy_of: Option<(FileId, Instant)>,
+    /// Forgotten; removed from the tailer's list at the next call.
+    pub retired: bool,
+    /// Something may be readable (grew, a modify event, or the last batch hit a limit).
+    pub dirty: bool,
+    /// [`check_hash`] at `framer.next_offset()`.
+    pub check: u64,
 }
 
-impl TrackedFile {
-    pub fn open(path: &Path, offset: u64, config: &TailConfig) -> io::Result<TrackedFile> {
-        let file = File::open(path)?;
-        let meta = file.metadata()?;
-        Ok(TrackedFile {
-            path: Arc::from(path),
-            file,
-            dev: meta.dev(),
-            ino: meta.ino(),
+impl Tracked {
+    pub fn new(c: &Candidate, label: Arc<Path>, config: &TailConfig, now: Instant) -> Tracked {
+        let entry: Arc<Path> = Arc::from(c.path.as_path());
+        let location = c
+            .real
+            .as_deref()
+            .map_or_else(|| Arc::clone(&entry), Arc::from);
+        Tracked {
+            dev: c.dev,
+            ino: c.ino,
+            birth: c.birth,
+            label,
+            location,
+            entry,
+            place: c.place,
+            handle: None,
             id: None,
             fp_len: 0,
             previous: None,
-            opened: false,
-            framer: Framer::new(offset, config.max_line_bytes, config.read_buffer_bytes),
-            paused: false,
-            rotation_unreported: false,
-        })
-    }
-
-    /// Current size, from the open handle (valid after a rename or delete).
-    pub fn len(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
-    }
-
-    /// Fingerprint of the current content and the bytes it covers; `complete` for a
-    /// file that will not grow any more.
-    pub fn head_fingerprint(&self, complete: bool) -> io::Result<Option<(u64, usize)>> {
-        Ok(fingerprint(&read_head(&self.file)?, complete))
-    }
-
-    pub fn set_identity(&mut self, id: FileId, fp_len: usize) {
-        self.id = Some(id);
-        self.fp_len = fp_len;
-    }
-
-    /// Compute the identity of a pending file if its content allows it now.
-    pub fn resolve_identity(&mut self, complete: bool) -> io::Result<Option<FileId>> {
-        if self.id.is_some() {
-            return Ok(self.id);
+            opened_sent: false,
+            framer: Framer::new(0, config.max_line_bytes, config.read_buffer_bytes),
+            size: c.len,
+            mtime: c.mtime,
+            last_growth: now,
+            last_used: now,
+            finished: false,
+            copy_of: None,
+            retired: false,
+            dirty: true,
+            check: 0,
         }
-        let Some((fp, fp_len)) = self.head_fingerprint(complete)? else {
-            return Ok(None);
-        };
-        let generation = match self.previous {
-            Some(prev) if prev.matches(self.ino, fp) => new_generation(prev.generation),
-            _ => 0,
-        };
-        self.set_identity(
-            FileId {
-                ino: self.ino,
-                fingerprint: fp,
-                generation,
-            },
-            fp_len,
-        );
-        Ok(self.id)
     }
 
-    /// Whether the bytes the fingerprint covers changed: the file was truncated and
-    /// grew again past our offset between two looks.
+    pub fn key(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.handle.is_some()
+    }
+
+    /// Open by its directory entry, if that still is this file. `Ok(false)`: the entry
+    /// names another file now (the next scan will sort it out).
+    pub fn open(&mut self) -> io::Result<bool> {
+        if self.handle.is_some() {
+            return Ok(true);
+        }
+        let file = File::open(&self.entry)?;
+        let meta = file.metadata()?;
+        if (meta.dev(), meta.ino()) != self.key() {
+            return Ok(false);
+        }
+        self.handle = Some(file);
+        Ok(true)
+    }
+
+    pub fn close(&mut self) {
+        self.handle = None;
+        self.framer.release();
+    }
+
+    fn file(&self) -> io::Result<&File> {
+        self.handle
+            .as_ref()
+            .ok_or_else(|| io::Error::other("file not open"))
+    }
+
+    /// Size and link count from the handle (valid after a rename or delete).
+    pub fn fstat(&self) -> io::Result<(u64, u64)> {
+        let meta = self.file()?.metadata()?;
+        Ok((meta.len(), meta.nlink()))
+    }
+
+    /// Fingerprint of the current content; `complete` for a file that will not grow.
+    pub fn head_fingerprint(&self, complete: bool) -> io::Result<Option<(u64, usize)>> {
+        Ok(fingerprint(&read_head(self.file()?)?, complete))
+    }
+
+    /// Whether the bytes the fingerprint covers changed (truncated and regrown).
     pub fn fingerprint_changed(&self) -> io::Result<bool> {
         let Some(id) = self.id else { return Ok(false) };
-        let head = read_head(&self.file)?;
+        let head = read_head(self.file()?)?;
         Ok(head.len() < self.fp_len || fnv1a64(&head[..self.fp_len]) != id.fingerprint)
+    }
+
+    /// [`check_hash`] of this file at `end` (needs `end <= size`).
+    pub fn check_at(&self, end: u64) -> io::Result<u64> {
+        check_hash(self.file()?, end)
     }
 
     /// Offset just after the last '\n' of the file (0 if it has none).
     pub fn last_line_end(&self) -> io::Result<u64> {
-        let mut end = self.len()?;
+        let file = self.file()?;
+        let mut end = file.metadata()?.len();
         let mut chunk = vec![0u8; BACKWARD_CHUNK as usize];
         while end > 0 {
             let start = end.saturating_sub(BACKWARD_CHUNK);
             let buf = &mut chunk[..(end - start) as usize];
-            self.file.read_exact_at(buf, start)?;
+            file.read_exact_at(buf, start)?;
             if let Some(i) = memchr::memrchr(b'\n', buf) {
                 return Ok(start + i as u64 + 1);
             }
@@ -119,42 +169,54 @@ impl TrackedFile {
         Ok(0)
     }
 
+    /// Start (or restart) delivering at `offset`, a line start.
+    pub fn start_at(&mut self, id: FileId, offset: u64) {
+        self.id = Some(id);
+        self.framer.reset(offset);
+        self.opened_sent = false;
+        self.check = if offset == 0 {
+            0
+        } else {
+            self.check_at(offset).unwrap_or(0)
+        };
+    }
+
     /// Read complete lines into one batch, up to the limits. `finishing`: the file will
-    /// not grow (rotated away), so its unterminated rest is a line too.
-    /// `None` = at end of file with nothing to hand out.
+    /// not grow, so its unterminated rest is a line too. `None` = nothing to hand out.
     pub fn read_batch(
         &mut self,
-        id: FileId,
         max_lines: usize,
         max_bytes: usize,
         finishing: bool,
         events: &dyn TailEvents,
     ) -> io::Result<Option<Batch>> {
-        let mut batch = Batch {
-            id,
-            path: Arc::clone(&self.path),
-            data: Vec::new(),
-            lines: Vec::new(),
-        };
+        let Some(id) = self.id else { return Ok(None) };
+        let mut batch = self.empty_batch(id);
+        let mut full = false;
         loop {
             while batch.lines.len() < max_lines {
                 let Some(line) = self.framer.peek() else {
                     break;
                 };
                 if !batch.lines.is_empty() && batch.data.len() + line.range.len() > max_bytes {
-                    return Ok(Some(batch));
+                    full = true;
+                    break;
                 }
                 self.push(&mut batch, &line, events);
                 self.framer.consume(&line);
             }
-            if batch.lines.len() >= max_lines || batch.data.len() >= max_bytes {
-                return Ok(Some(batch));
+            if full || batch.lines.len() >= max_lines || batch.data.len() >= max_bytes {
+                self.dirty = true;
+                break;
             }
-            let file = &self.file;
+            let file = self
+                .handle
+                .as_ref()
+                .ok_or_else(|| io::Error::other("file not open"))?;
             let n = match self.framer.fill(|buf, pos| file.read_at(buf, pos)) {
                 Ok(n) => n,
                 // Hand out what we have; the error comes back on the next call.
-                Err(_) if !batch.is_empty() => return Ok(Some(batch)),
+                Err(_) if !batch.is_empty() => break,
                 Err(e) => return Err(e),
             };
             if n == 0 {
@@ -163,22 +225,47 @@ impl TrackedFile {
                         self.push(&mut batch, &line, events);
                     }
                 }
-                return Ok((!batch.is_empty()).then_some(batch));
+                break;
             }
         }
+        self.size = self.size.max(self.framer.read_pos());
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        self.seal(&mut batch);
+        Ok(Some(batch))
     }
 
     /// The unterminated rest already read, as a final line (the file was truncated).
-    pub fn take_final_batch(&mut self, id: FileId, events: &dyn TailEvents) -> Option<Batch> {
+    pub fn take_final_batch(&mut self, events: &dyn TailEvents) -> Option<Batch> {
+        let id = self.id?;
         let line = self.framer.take_partial()?;
-        let mut batch = Batch {
+        let mut batch = self.empty_batch(id);
+        self.push(&mut batch, &line, events);
+        // The bytes are gone from the file: the check of what is in memory.
+        batch.check = crate::id::check_of(&batch.data);
+        self.check = batch.check;
+        batch.size = batch.end();
+        Some(batch)
+    }
+
+    fn empty_batch(&self, id: FileId) -> Batch {
+        Batch {
             id,
-            path: Arc::clone(&self.path),
+            path: Arc::clone(&self.label),
+            location: Arc::clone(&self.location),
             data: Vec::new(),
             lines: Vec::new(),
-        };
-        self.push(&mut batch, &line, events);
-        Some(batch)
+            check: 0,
+            size: self.size,
+        }
+    }
+
+    fn seal(&mut self, batch: &mut Batch) {
+        let end = batch.end();
+        self.check = self.check_at(end).unwrap_or(0);
+        batch.check = self.check;
+        batch.size = self.size;
     }
 
     fn push(&self, batch: &mut Batch, line: &FramedLine, events: &dyn TailEvents) {
@@ -193,7 +280,7 @@ impl TrackedFile {
             truncated: line.truncated,
         });
         if line.truncated {
-            events.oversized_line(&self.path, line.offset, line.length_seen);
+            events.oversized_line(&self.label, line.offset, line.length_seen);
         }
     }
 }

@@ -89,6 +89,18 @@ impl Framer {
         self.cut = None;
     }
 
+    /// Free the buffer of a file that is idle (at its end for now): what was read past the
+    /// last complete line is read again when the file grows. Memory then stays with the
+    /// files being read, not with every file followed. Kept while a cut line is being
+    /// skipped (re-reading it would be wasted work).
+    pub fn release(&mut self) {
+        if self.cut.is_none() {
+            let offset = self.line_offset;
+            self.reset(offset);
+            self.buf = Vec::new();
+        }
+    }
+
     /// The next complete line, without consuming it (see [`Framer::consume`]).
     /// Searching is remembered, so peeking again is cheap.
     pub fn peek(&mut self) -> Option<FramedLine> {

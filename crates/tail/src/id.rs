@@ -1,9 +1,13 @@
-//! File identity: inode + fingerprint of the first line (+ truncation generation).
+//! File identity: inode + birth time + fingerprint of the first line (+ generation).
 //!
 //! Not `st_dev`: a volume re-mounted in a new pod or node can get another device
 //! number, which would make every file look new and be shipped again. The inode
-//! alone is reused by the kernel after a delete, so the first line's fingerprint
-//! tells a new file on a reused inode from the old one.
+//! alone is reused by the kernel after a delete; the birth time (`statx` btime, kept
+//! on disk by ext4, xfs, btrfs and recent tmpfs, so it survives a re-mount) tells a
+//! new file on a reused inode from the old one even when both start with the same
+//! header line. Where the filesystem has no birth time, the first line's fingerprint
+//! and the engine's memory of retired identities (a new generation for a collision)
+//! do that job, with the limits the README states.
 
 use std::fmt;
 use std::fs::File;
@@ -22,6 +26,9 @@ pub const FINGERPRINT_MAX_BYTES: usize = 1024;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct FileId {
     pub ino: u64,
+    /// Birth time in nanoseconds since the epoch; 0 when the filesystem has none (and
+    /// for identities written before birth times were used).
+    pub birth: u64,
     pub fingerprint: u64,
     /// 0 normally; set when a truncated file's new content has the same inode and
     /// fingerprint as before, so the old content's committed offsets do not hide it.
@@ -29,16 +36,28 @@ pub struct FileId {
 }
 
 impl FileId {
-    /// Whether a file with this inode and fingerprint is the file this id names.
-    /// The generation is not compared: it is not visible in the file.
-    pub fn matches(&self, ino: u64, fingerprint: u64) -> bool {
-        self.ino == ino && self.fingerprint == fingerprint
+    /// Whether a file with this inode, birth time and fingerprint is the file this id
+    /// names. The generation is not compared: it is not visible in the file. A birth
+    /// time of 0 on either side is "unknown" and does not contradict.
+    pub fn matches(&self, ino: u64, birth: u64, fingerprint: u64) -> bool {
+        self.ino == ino
+            && self.fingerprint == fingerprint
+            && (self.birth == 0 || birth == 0 || self.birth == birth)
+    }
+
+    /// The same identity but for the generation.
+    pub fn same_content(&self, other: &FileId) -> bool {
+        other.matches(self.ino, self.birth, self.fingerprint) && self.birth == other.birth
     }
 }
 
 impl fmt::Display for FileId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:x}-{:016x}", self.ino, self.fingerprint)?;
+        write!(f, "{:x}", self.ino)?;
+        if self.birth != 0 {
+            write!(f, ".{:x}", self.birth)?;
+        }
+        write!(f, "-{:016x}", self.fingerprint)?;
         if self.generation != 0 {
             write!(f, "-{}", self.generation)?;
         }
@@ -52,7 +71,12 @@ impl FromStr for FileId {
     fn from_str(s: &str) -> Result<FileId, TailError> {
         let invalid = || TailError::InvalidFileId(s.to_string());
         let mut parts = s.split('-');
-        let ino = parts.next().ok_or_else(invalid)?;
+        let ino_birth = parts.next().ok_or_else(invalid)?;
+        let (ino, birth) = match ino_birth.split_once('.') {
+            Some((ino, birth)) if !birth.is_empty() => (ino, Some(birth)),
+            Some(_) => return Err(invalid()),
+            None => (ino_birth, None),
+        };
         let fingerprint = parts.next().ok_or_else(invalid)?;
         let generation = parts.next();
         if parts.next().is_some() || ino.is_empty() || fingerprint.len() != 16 {
@@ -73,8 +97,16 @@ impl FromStr for FileId {
                 u64::from_str_radix(p, 16).ok()
             }
         };
+        let birth = match birth {
+            Some(b) => match hex(b) {
+                Some(b) if b != 0 => b,
+                _ => return Err(invalid()),
+            },
+            None => 0,
+        };
         Ok(FileId {
             ino: hex(ino).ok_or_else(invalid)?,
+            birth,
             fingerprint: hex(fingerprint).ok_or_else(invalid)?,
             generation,
         })
@@ -123,6 +155,28 @@ pub fn read_head(file: &File) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
+/// Bytes [`check_hash`] covers.
+pub const CHECK_BYTES: u64 = 64;
+
+/// FNV-1a of the up to [`CHECK_BYTES`] bytes of `file` just before `end`: a cheap
+/// check that content already read is still there (0 for `end == 0`).
+pub fn check_hash(file: &File, end: u64) -> io::Result<u64> {
+    let start = end.saturating_sub(CHECK_BYTES);
+    let mut buf = [0u8; CHECK_BYTES as usize];
+    let buf = &mut buf[..(end - start) as usize];
+    file.read_exact_at(buf, start)?;
+    Ok(check_of(buf))
+}
+
+/// The check of bytes already in memory (the last up to [`CHECK_BYTES`] of `tail`).
+pub fn check_of(tail: &[u8]) -> u64 {
+    if tail.is_empty() {
+        return 0;
+    }
+    let from = tail.len().saturating_sub(CHECK_BYTES as usize);
+    fnv1a64(&tail[from..])
+}
+
 static LAST_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// A generation for new content replacing content of generation `previous`:
@@ -151,6 +205,7 @@ mod tests {
     fn display_and_parse_round_trip() {
         let id = FileId {
             ino: 0x1a2b,
+            birth: 0,
             fingerprint: 0xdead_beef,
             generation: 0,
         };
@@ -164,10 +219,18 @@ mod tests {
         assert_eq!(id.to_string().parse::<FileId>().unwrap(), id);
         let max = FileId {
             ino: u64::MAX,
+            birth: u64::MAX,
             fingerprint: u64::MAX,
             generation: u64::MAX,
         };
         assert_eq!(max.to_string().parse::<FileId>().unwrap(), max);
+        let born = FileId {
+            birth: 0x17a0_0000_0000_0001,
+            generation: 0,
+            ..id
+        };
+        assert_eq!(born.to_string(), "1a2b.17a0000000000001-00000000deadbeef");
+        assert_eq!(born.to_string().parse::<FileId>().unwrap(), born);
     }
 
     #[test]
@@ -181,6 +244,9 @@ mod tests {
             "1-00000000deadbeef-x",
             "1-00000000deadbeef-1-2",
             "+1-00000000deadbeef",
+            "1.-00000000deadbeef",
+            "1.0-00000000deadbeef",
+            "1.x-00000000deadbeef",
         ] {
             assert!(bad.parse::<FileId>().is_err(), "{bad:?} parsed");
         }
@@ -218,15 +284,19 @@ mod tests {
     fn identity_matching() {
         let known = FileId {
             ino: 7,
+            birth: 100,
             fingerprint: fnv1a64(b"first\n"),
             generation: 3,
         };
         // Same inode, different first line: a new file on a reused inode.
-        assert!(!known.matches(7, fnv1a64(b"other\n")));
+        assert!(!known.matches(7, 100, fnv1a64(b"other\n")));
         // Same first line, different inode: another file.
-        assert!(!known.matches(8, fnv1a64(b"first\n")));
-        // Both equal: the same file, whatever the generation.
-        assert!(known.matches(7, fnv1a64(b"first\n")));
+        assert!(!known.matches(8, 100, fnv1a64(b"first\n")));
+        // Same inode and first line, born later: a new file on a reused inode.
+        assert!(!known.matches(7, 200, fnv1a64(b"first\n")));
+        // All equal: the same file, whatever the generation; unknown birth does not contradict.
+        assert!(known.matches(7, 100, fnv1a64(b"first\n")));
+        assert!(known.matches(7, 0, fnv1a64(b"first\n")));
     }
 
     #[test]

@@ -27,9 +27,17 @@ pub struct Line {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     pub id: FileId,
+    /// The path published with the lines: the match the file was read at (for a
+    /// rotated file, the match it was rotated from).
     pub path: Arc<Path>,
+    /// Where the file is now (symlinks resolved): the checkpoint's hint.
+    pub location: Arc<Path>,
     pub data: Vec<u8>,
     pub lines: Vec<Line>,
+    /// [`crate::check_hash`] of the bytes just before [`Batch::end`].
+    pub check: u64,
+    /// The file's size as far as it was read.
+    pub size: u64,
 }
 
 impl Batch {
@@ -65,18 +73,22 @@ pub enum TailItem {
     Opened {
         id: FileId,
         path: Arc<Path>,
+        location: Arc<Path>,
         offset: u64,
     },
     /// 1..=max_lines complete lines of one file, in file order.
     Lines(Batch),
-    /// The file was rotated away, deleted or truncated and has been read to its end:
-    /// no more lines will come under this id, so the caller drops its checkpoint entry.
-    /// Also sent, without a prior `Opened`, for a checkpointed id that is gone at start
-    /// (file lost, or truncated while we were down), so stale entries get dropped too.
+    /// No more lines will come under this id: the file was read to its end and is gone
+    /// from every path the tailer looks at, or its content was truncated. The caller
+    /// drops its checkpoint entry. Also sent, without a prior `Opened`, for a known id
+    /// that is gone at start, so stale entries get dropped too.
     Finished {
         id: FileId,
         path: Arc<Path>,
         end: u64,
+        /// The content is gone for good (deleted, truncated): its committed offset in
+        /// Redis can be forgotten too.
+        gone: bool,
     },
 }
 
@@ -89,10 +101,14 @@ mod tests {
         let batch = Batch {
             id: FileId {
                 ino: 1,
+                birth: 0,
                 fingerprint: 2,
                 generation: 0,
             },
             path: Arc::from(Path::new("/a")),
+            location: Arc::from(Path::new("/a")),
+            check: 0,
+            size: 9,
             data: b"onetwo".to_vec(),
             lines: vec![
                 Line {

@@ -9,10 +9,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use notify::event::ModifyKind;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+
+/// Written files remembered between two looks; beyond that, a full scan.
+const TOUCHED_MAX: usize = 1024;
 
 /// Retry setting up the watch at most this often (the directory may appear later).
 const WATCH_RETRY: Duration = Duration::from_secs(10);
@@ -41,8 +45,11 @@ fn poke(tx: &SyncSender<()>) {
 pub(crate) struct Signals {
     tx: SyncSender<()>,
     rx: Receiver<()>,
-    /// Set by notify's callback: something changed in the directory.
+    /// Set by notify's callback: entries appeared, vanished or were renamed (or an
+    /// event could not be classified): scan.
     fs_changed: Arc<AtomicBool>,
+    /// Files whose content changed (a write): read them, no scan needed.
+    touched: Arc<Mutex<Vec<PathBuf>>>,
     dir: PathBuf,
     watcher: Option<RecommendedWatcher>,
     last_attempt: Option<Instant>,
@@ -55,6 +62,7 @@ impl Signals {
             tx,
             rx,
             fs_changed: Arc::new(AtomicBool::new(false)),
+            touched: Arc::new(Mutex::new(Vec::new())),
             dir: dir.to_path_buf(),
             watcher: None,
             last_attempt: None,
@@ -80,15 +88,34 @@ impl Signals {
         self.last_attempt = Some(Instant::now());
         let tx = self.tx.clone();
         let flag = Arc::clone(&self.fs_changed);
+        let touched = Arc::clone(&self.touched);
         let handler = move |event: notify::Result<notify::Event>| {
-            // Our own opens show up as Access events: ignoring them avoids waking
-            // ourselves in a loop. Errors (e.g. queue overflow) mean "look again".
-            if let Ok(event) = &event {
-                if matches!(event.kind, EventKind::Access(_)) {
-                    return;
+            match &event {
+                // Our own opens show up as Access events: ignoring them avoids waking
+                // ourselves in a loop.
+                Ok(event) if matches!(event.kind, EventKind::Access(_)) => return,
+                // A write: only that file needs a look (cheap at thousands of files).
+                Ok(event)
+                    if matches!(
+                        event.kind,
+                        EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any)
+                    ) && !event.paths.is_empty() =>
+                {
+                    let mut list = touched.lock().unwrap_or_else(|e| e.into_inner());
+                    if list.len() + event.paths.len() > TOUCHED_MAX {
+                        flag.store(true, Ordering::SeqCst);
+                    } else {
+                        for p in &event.paths {
+                            if !list.contains(p) {
+                                list.push(p.clone());
+                            }
+                        }
+                    }
                 }
+                // Anything else (create, remove, rename, errors such as a queue overflow):
+                // look at the whole directory again.
+                _ => flag.store(true, Ordering::SeqCst),
             }
-            flag.store(true, Ordering::SeqCst);
             poke(&tx);
         };
         // The watch is on the directory, not the file: a watch on the file would follow
@@ -114,6 +141,11 @@ impl Signals {
     pub fn take_changed(&mut self) -> bool {
         while self.rx.try_recv().is_ok() {}
         self.fs_changed.swap(false, Ordering::SeqCst)
+    }
+
+    /// Files written since the last call.
+    pub fn take_touched(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut *self.touched.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Block until an event or a wake-up arrives, or `timeout` passes.

@@ -1,61 +1,81 @@
-//! The tailing engine: discovers files, follows rotation and truncation, and hands
-//! out complete lines in order.
+//! The tailing engine: composes discovery (rotation sets), identity, the per-file state
+//! and the framer, and decides what to read next.
+//!
+//! The invariant: for every identity the engine knows, committed ≤ handed out ≤ read ≤
+//! size, and the engine keeps reading that identity, wherever it lives now, until it is
+//! at its end and has been idle for the rotate wait, or its bytes are gone (reported).
+//! A scan never depends on having seen the previous state: it lists every match and
+//! every rotated sibling afresh, so several rotations between two looks, a stall, or a
+//! restart all end in the same place.
 
-use std::collections::{HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::file::TrackedFile;
-use crate::pattern::FilePattern;
+use crate::discovery::{birth_of, Candidate, FilePattern, Place};
+use crate::file::Tracked;
+use crate::id::new_generation;
 use crate::signal::Signals;
-use crate::{FileId, KnownFile, StartAt, TailConfig, TailError, TailEvents, TailItem, TailWaker};
+use crate::{
+    FileId, KnownFile, LossReason, StartAt, TailConfig, TailError, TailEvents, TailItem, TailWaker,
+};
 
-/// What serving one file produced.
-enum Served {
-    Item(TailItem),
-    /// Nothing to hand out now.
-    Idle,
-    /// A draining file is done (with its last item, if any): drop it.
-    Done(Option<TailItem>),
+/// Retired identities remembered, so that new content colliding with one (a reused
+/// inode with the same first line, on a filesystem without birth times) gets a new
+/// generation instead of the old one's committed offset.
+const RETIRED_KEEP: usize = 4096;
+/// Ended contents (truncated or retired) remembered for copy detection.
+const ENDED_KEEP: usize = 64;
+
+/// A content that ended (truncated, or retired): a copy of it found later (logrotate's
+/// `copytruncate` copies before it truncates) continues where it ended.
+struct Ended {
+    fingerprint: u64,
+    fp_len: usize,
+    end: u64,
+    check: u64,
 }
 
-/// A path matching the pattern, as stat'ed during a re-check.
-struct Seen {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-    len: u64,
-}
-
-/// Follows a file, or every file matching a glob, across rotation and truncation.
+/// Follows a file, or every file matching a glob, and their rotation sets.
 /// Runs on the caller's thread: [`Tailer::next_item`] never blocks, [`Tailer::wait`] does.
 pub struct Tailer {
     config: TailConfig,
     pattern: FilePattern,
     events: Arc<dyn TailEvents>,
-    /// Items decided during a re-check or at start (Finished of truncated or lost
-    /// files, the last line of a truncated file); handed out before anything else.
+    /// Items decided during a scan (finished, truncated or superseded files, the last
+    /// line of a truncated file); handed out before anything else.
     ready: VecDeque<TailItem>,
-    /// Files no longer at a matching path, read to their end in order, before `active`.
-    draining: VecDeque<TrackedFile>,
-    /// Files at a path matching the pattern, served round-robin.
-    active: Vec<TrackedFile>,
-    next_active: usize,
-    /// (dev, ino) of matches that could not be opened, reported once.
+    files: Vec<Tracked>,
+    /// Known identities (checkpoint ∪ Redis) not matched to a file yet.
+    unresolved: Vec<KnownFile>,
+    /// Nothing was known at start: `start_at` applies to the first scan's files.
+    fresh_start: bool,
+    /// Files found by the first scan of a fresh start, with where they were then.
+    first_scan: HashMap<(u64, u64), Place>,
+    scanned: bool,
+    retired: VecDeque<FileId>,
+    ended: VecDeque<Ended>,
+    compressed_seen: HashSet<(u64, u64)>,
+    /// Files whose open failed (other than for descriptors), reported once.
     unopenable: HashSet<(u64, u64)>,
     signals: Signals,
     watch_error_reported: bool,
-    last_check: Instant,
+    last_scan: Option<Instant>,
+    scan_requested: bool,
+    next_active: usize,
+    /// Added to the clock (tests).
+    skew: Duration,
 }
 
 impl Tailer {
-    /// Discovers the files, matches them to `known` by identity, finds known files
-    /// rotated while we were down among their siblings (read to their end first, oldest
-    /// first), and watches the directory (polling only if that fails).
+    /// Takes what is known of this source (checkpoint ∪ Redis offsets) and watches the
+    /// directory (polling only if that fails). Does no file I/O: the first scan happens
+    /// at the first [`Tailer::next_item`].
     pub fn new(
         config: TailConfig,
         known: Vec<KnownFile>,
@@ -64,115 +84,141 @@ impl Tailer {
         config.validate()?;
         let pattern = FilePattern::parse(&config.pattern)?;
         let signals = Signals::new(pattern.dir());
+        let fresh_start = config.fresh_start && known.is_empty();
         let mut tailer = Tailer {
             config,
             pattern,
             events,
             ready: VecDeque::new(),
-            draining: VecDeque::new(),
-            active: Vec::new(),
-            next_active: 0,
+            files: Vec::new(),
+            unresolved: Vec::new(),
+            fresh_start,
+            first_scan: HashMap::new(),
+            scanned: false,
+            retired: VecDeque::new(),
+            ended: VecDeque::new(),
+            compressed_seen: HashSet::new(),
             unopenable: HashSet::new(),
             signals,
             watch_error_reported: false,
-            last_check: Instant::now(),
+            last_scan: None,
+            scan_requested: true,
+            next_active: 0,
+            skew: Duration::ZERO,
         };
         tailer.ensure_watch();
-        tailer.start(known)?;
+        tailer.take_known(known);
         Ok(tailer)
     }
 
-    /// Files tracked with a known identity and their next read offset.
-    pub fn files(&self) -> Vec<(FileId, Arc<Path>, u64)> {
-        self.draining
-            .iter()
-            .chain(self.active.iter())
-            .filter_map(|f| {
-                f.id.map(|id| (id, Arc::clone(&f.path), f.framer.next_offset()))
-            })
-            .collect()
-    }
-
-    /// Raise a file's start position (more was committed than the checkpoint says).
-    /// Only forward; ignored beyond the file's size (a truncation the caller cannot
-    /// know about) or when lines past it were already handed out.
-    pub fn advance_to(&mut self, id: &FileId, offset: u64) {
-        let Some(f) = self
-            .draining
-            .iter_mut()
-            .chain(self.active.iter_mut())
-            .find(|f| f.id.as_ref() == Some(id))
-        else {
-            return;
-        };
-        if offset <= f.framer.next_offset() {
-            return;
-        }
-        if f.len().is_ok_and(|len| offset <= len) {
-            f.framer.reset(offset);
-        }
-    }
-
-    /// The next thing to hand out, or `None` when nothing is ready. Re-checks the
-    /// directory when a file-system event arrived or `poll_interval` passed.
-    /// Problems with one file are reported through [`TailEvents::read_error`] and retried
-    /// at the next re-check, so they never stop the other files.
+    /// The next thing to hand out, or `None` when nothing is ready. Scans when a
+    /// file-system event arrived or `poll_interval` passed. Problems with one file are
+    /// reported through [`TailEvents`] and retried later; they never stop the others.
     pub fn next_item(
         &mut self,
         max_lines: usize,
         max_bytes: usize,
     ) -> Result<Option<TailItem>, TailError> {
         let max_lines = max_lines.max(1);
-        if self.signals.take_changed() || self.last_check.elapsed() >= self.config.poll_interval {
-            self.recheck();
+        self.sweep();
+        self.take_signals();
+        if self.scan_due() {
+            self.scan();
         }
         if let Some(item) = self.ready.pop_front() {
             return Ok(Some(item));
         }
-        let events = Arc::clone(&self.events);
-        while let Some(f) = self.draining.front_mut() {
-            match serve(f, true, max_lines, max_bytes, &*events) {
-                Served::Item(item) => return Ok(Some(item)),
-                Served::Idle | Served::Done(None) => {
-                    self.draining.pop_front();
-                }
-                Served::Done(Some(item)) => {
-                    self.draining.pop_front();
-                    return Ok(Some(item));
-                }
+        // Files no longer at a matching path first, oldest first: they are bounded and
+        // must be finished before the file that replaced them.
+        let mut draining: Vec<usize> = (0..self.files.len())
+            .filter(|&i| self.files[i].place != Place::Match && !self.files[i].retired)
+            .collect();
+        draining.sort_by_key(|&i| self.files[i].mtime);
+        for i in draining {
+            if let Some(item) = self.serve(i, max_lines, max_bytes) {
+                return Ok(Some(item));
+            }
+            if let Some(item) = self.ready.pop_front() {
+                return Ok(Some(item));
             }
         }
-        let n = self.active.len();
+        let n = self.files.len();
         for k in 0..n {
             let i = (self.next_active + k) % n;
-            match serve(&mut self.active[i], false, max_lines, max_bytes, &*events) {
-                Served::Item(item) => {
-                    // After a batch, give the other files a turn.
-                    self.next_active = if matches!(item, TailItem::Lines(_)) {
-                        i + 1
-                    } else {
-                        i
-                    };
-                    return Ok(Some(item));
-                }
-                Served::Idle | Served::Done(_) => {}
+            if self.files[i].place != Place::Match || self.files[i].retired {
+                continue;
+            }
+            if let Some(item) = self.serve(i, max_lines, max_bytes) {
+                // After a batch, give the other files a turn.
+                self.next_active = if matches!(item, TailItem::Lines(_)) {
+                    i + 1
+                } else {
+                    i
+                };
+                return Ok(Some(item));
+            }
+            if let Some(item) = self.ready.pop_front() {
+                return Ok(Some(item));
             }
         }
         Ok(None)
     }
 
+    /// Scan now if one is due, without handing anything out: the reader calls this
+    /// while the publisher is stalled (Redis down), so files rotated during the stall
+    /// are found — and held open — before they are deleted.
+    pub fn discover(&mut self) {
+        self.sweep();
+        self.take_signals();
+        if self.scan_due() {
+            self.scan();
+        }
+    }
+
+    /// Make the next [`Tailer::next_item`] scan first (shutdown drain: see every byte the
+    /// files hold now).
+    pub fn request_scan(&mut self) {
+        self.scan_requested = true;
+    }
+
     /// Block until a file-system event arrives, the waker fires, or `timeout` passes
-    /// (never past the next poll re-check).
+    /// (never past the next poll scan).
     pub fn wait(&mut self, timeout: Duration) {
-        let until_poll = self
-            .config
-            .poll_interval
-            .saturating_sub(self.last_check.elapsed());
+        let until_poll = match self.last_scan {
+            Some(at) => self.config.poll_interval.saturating_sub(self.now() - at),
+            None => Duration::ZERO,
+        };
         self.signals.wait(timeout.min(until_poll));
     }
 
     pub fn waker(&self) -> TailWaker {
         self.signals.waker()
+    }
+
+    /// Files with a settled identity: (id, published path, next offset). For tests and
+    /// diagnostics.
+    pub fn files(&self) -> Vec<(FileId, Arc<Path>, u64)> {
+        self.files
+            .iter()
+            .filter(|f| !f.retired)
+            .filter_map(|f| {
+                f.id.map(|id| (id, Arc::clone(&f.label), f.framer.next_offset()))
+            })
+            .collect()
+    }
+
+    /// How many files are open now (for tests and the open-file budget).
+    pub fn open_files(&self) -> usize {
+        self.files.iter().filter(|f| f.is_open()).count()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn advance_clock(&mut self, by: Duration) {
+        self.skew += by;
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now() + self.skew
     }
 
     fn ensure_watch(&mut self) {
@@ -184,332 +230,745 @@ impl Tailer {
         }
     }
 
-    fn start(&mut self, known: Vec<KnownFile>) -> Result<(), TailError> {
-        let first_start = known.is_empty();
-        let dir_error = |source: io::Error| TailError::Io {
-            path: self.pattern.dir().to_path_buf(),
-            source,
-        };
-        let matches = self.pattern.list_matches().map_err(dir_error)?;
-        let mut unresolved = known;
-        // If two entries name the same content, the newest generation wins.
-        unresolved.sort_by_key(|k| std::cmp::Reverse(k.id.generation));
-
-        for path in matches {
-            let Some((mut f, head)) = self.open_for_start(&path, false) else {
-                continue;
-            };
-            let found = head.and_then(|(fp, len)| {
-                unresolved
-                    .iter()
-                    .position(|k| k.id.matches(f.ino, fp))
-                    .map(|i| (unresolved.remove(i), len))
-            });
-            if let Some((k, fp_len)) = found {
-                self.resume(&mut f, k, fp_len);
-                self.active.push(f);
-                continue;
-            }
-            if first_start && self.config.start_at == StartAt::End {
-                match f.last_line_end() {
-                    Ok(end) => f.framer.reset(end),
-                    Err(e) => {
-                        self.events.read_error(&path, &e);
-                        continue;
-                    }
-                }
-            }
-            if let Some((fp, fp_len)) = head {
-                let id = FileId {
-                    ino: f.ino,
-                    fingerprint: fp,
-                    generation: 0,
-                };
-                f.set_identity(id, fp_len);
-            }
-            self.active.push(f);
-        }
-
-        if !unresolved.is_empty() {
-            self.find_rotated(&mut unresolved);
-        }
-
-        for k in unresolved {
-            self.events.file_lost(&k.path, &k.id, k.offset);
-            self.ready.push_back(TailItem::Finished {
-                id: k.id,
-                path: Arc::from(k.path.as_path()),
-                end: k.offset,
-            });
-        }
-        Ok(())
-    }
-
-    /// Find checkpointed files among the siblings (rotated while we were down) and queue
-    /// them to be read to their end, oldest first. For a plain path, a sibling newer
-    /// than the oldest one found (`P.1` when a known file is at `P.2`) was rotated away
-    /// entirely while we were down: it is queued too, from its start.
-    fn find_rotated(&mut self, unresolved: &mut Vec<KnownFile>) {
-        let siblings = match self.pattern.list_siblings() {
-            Ok(s) => s,
-            Err(e) => {
-                self.events.read_error(self.pattern.dir(), &e);
-                return;
-            }
-        };
-        let mut found_any = false;
-        for path in siblings {
-            let take_unknown = found_any && !self.pattern.is_glob();
-            if unresolved.is_empty() && !take_unknown {
-                break;
-            }
-            let Ok(meta) = fs::metadata(&path) else {
-                continue;
-            };
-            if !take_unknown && !unresolved.iter().any(|k| k.id.ino == meta.ino()) {
-                continue;
-            }
-            // A rotated file does not grow: a short unterminated content is its identity.
-            let Some((mut f, head)) = self.open_for_start(&path, true) else {
-                continue;
-            };
-            let Some((fp, fp_len)) = head else {
-                continue; // empty: nothing to read
-            };
-            match unresolved.iter().position(|k| k.id.matches(f.ino, fp)) {
-                Some(i) => {
-                    let k = unresolved.remove(i);
-                    self.events.found_rotated(&k.path, &path, &k.id);
-                    self.resume(&mut f, k, fp_len);
-                    found_any = true;
-                }
-                None if take_unknown => {
-                    let id = FileId {
-                        ino: f.ino,
-                        fingerprint: fp,
-                        generation: 0,
-                    };
-                    f.set_identity(id, fp_len);
-                }
-                None => continue,
-            }
-            self.draining.push_back(f);
-        }
-    }
-
-    /// Open a file found at start and read its fingerprint; `None` if it cannot be read.
-    fn open_for_start(
-        &mut self,
-        path: &Path,
-        complete: bool,
-    ) -> Option<(TrackedFile, Option<(u64, usize)>)> {
-        let result = TrackedFile::open(path, 0, &self.config)
-            .and_then(|f| f.head_fingerprint(complete).map(|head| (f, head)));
-        match result {
-            Ok(found) => Some(found),
-            Err(e) => {
-                if e.kind() != io::ErrorKind::NotFound {
-                    self.events.read_error(path, &e);
-                }
-                None
-            }
-        }
-    }
-
-    /// Continue a checkpointed file at its offset, or from 0 if it is now shorter
-    /// (truncated while we were down).
-    fn resume(&mut self, f: &mut TrackedFile, k: KnownFile, fp_len: usize) {
-        match f.len() {
-            Ok(len) if len >= k.offset => {
-                f.set_identity(k.id, fp_len);
-                f.framer.reset(k.offset);
-            }
-            _ => {
-                self.events.truncated(&f.path, &k.id, k.offset);
+    /// Keep the newest generation of each content; older ones are superseded.
+    fn take_known(&mut self, mut known: Vec<KnownFile>) {
+        known.sort_by_key(|k| Reverse(k.id.generation));
+        for k in known {
+            if self.unresolved.iter().any(|u| u.id.same_content(&k.id)) {
                 self.ready.push_back(TailItem::Finished {
                     id: k.id,
-                    path: Arc::clone(&f.path),
+                    path: Arc::from(k.path.as_path()),
                     end: k.offset,
+                    gone: true,
                 });
-                // Pending again; the same fingerprint will get a new generation.
-                f.previous = Some(k.id);
-                f.framer.reset(0);
+            } else {
+                self.unresolved.push(k);
             }
         }
     }
 
-    /// Look at the directory again: rotation (the path names another file or none),
-    /// truncation, and new matches. Trusts only what it sees, never event kinds.
-    fn recheck(&mut self) {
-        self.last_check = Instant::now();
+    fn sweep(&mut self) {
+        if self.files.iter().any(|f| f.retired) {
+            self.files.retain(|f| !f.retired);
+            if self.next_active >= self.files.len() {
+                self.next_active = 0;
+            }
+        }
+    }
+
+    fn take_signals(&mut self) {
+        if self.signals.take_changed() {
+            self.scan_requested = true;
+        }
+        for path in self.signals.take_touched() {
+            let mut found = false;
+            for f in self.files.iter_mut().filter(|f| *f.entry == *path) {
+                f.dirty = true;
+                found = true;
+            }
+            if !found {
+                self.scan_requested = true;
+            }
+        }
+    }
+
+    fn scan_due(&self) -> bool {
+        self.scan_requested
+            || self
+                .last_scan
+                .is_none_or(|at| self.now() - at >= self.config.poll_interval)
+    }
+
+    /// List every rotation set afresh and bring the files up to date with it.
+    fn scan(&mut self) {
+        let now = self.now();
+        self.last_scan = Some(now);
+        self.scan_requested = false;
         if !self.signals.is_watching() {
             self.ensure_watch();
         }
-        let matches = match self.pattern.list_matches() {
-            Ok(m) => m,
+        let candidates = match self.pattern.scan(self.config.birth_time) {
+            Ok(c) => c,
             Err(e) => {
                 self.events.read_error(self.pattern.dir(), &e);
                 return;
             }
         };
-        let seen: Vec<Seen> = matches
-            .into_iter()
-            .filter_map(|path| {
-                let meta = fs::metadata(&path).ok()?;
-                Some(Seen {
-                    dev: meta.dev(),
-                    ino: meta.ino(),
-                    len: meta.len(),
-                    path,
-                })
-            })
+        let index: HashMap<(u64, u64), usize> = self
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.retired)
+            .map(|(i, f)| (f.key(), i))
             .collect();
-        let mut claimed = vec![false; seen.len()];
-
-        let mut i = 0;
-        while i < self.active.len() {
-            let f = &mut self.active[i];
-            f.paused = false;
-            let Some(j) = seen.iter().position(|s| s.dev == f.dev && s.ino == f.ino) else {
-                // Renamed or deleted away: read the old handle to its end first.
-                let mut f = self.active.remove(i);
-                match f.id {
-                    Some(id) => self.events.rotated(&f.path, &id),
-                    None => f.rotation_unreported = true,
+        let mut seen = vec![false; self.files.len()];
+        let mut fresh: Vec<Candidate> = Vec::new();
+        let mut compressed = HashSet::new();
+        let mut new_compressed = false;
+        for c in candidates {
+            let key = (c.dev, c.ino);
+            if c.place == Place::Compressed {
+                if !self.compressed_seen.contains(&key) {
+                    self.events.compressed_skipped(&c.path);
+                    new_compressed = true;
                 }
-                self.draining.push_back(f);
-                continue;
-            };
-            claimed[j] = true;
-            if *f.path != *seen[j].path {
-                // Renamed to another matching name: the same file, followed by its handle.
-                f.path = Arc::from(seen[j].path.as_path());
-            }
-            let truncated = seen[j].len < f.framer.read_pos()
-                || match f.fingerprint_changed() {
-                    Ok(changed) => changed,
-                    Err(e) => {
-                        self.events.read_error(&f.path, &e);
-                        false
-                    }
-                };
-            if truncated {
-                self.truncate(i);
-            }
-            i += 1;
-        }
-        if self.next_active >= self.active.len() {
-            self.next_active = 0;
-        }
-
-        self.unopenable
-            .retain(|key| seen.iter().any(|s| (s.dev, s.ino) == *key));
-        for (s, claimed) in seen.iter().zip(claimed) {
-            if claimed {
+                compressed.insert(key);
                 continue;
             }
-            match TrackedFile::open(&s.path, 0, &self.config) {
-                Ok(f) => {
-                    self.unopenable.remove(&(f.dev, f.ino));
-                    self.active.push(f);
+            match index.get(&key) {
+                Some(&i) if seen[i] && c.place != Place::Match => {}
+                Some(&i) => {
+                    seen[i] = true;
+                    self.update_seen(i, &c, now);
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                None if fresh.iter().any(|f| (f.dev, f.ino) == key) => {}
+                None => fresh.push(c),
+            }
+        }
+        self.compressed_seen = compressed;
+        for (i, seen) in seen.into_iter().enumerate() {
+            if !seen && !self.files[i].retired {
+                self.went_outside(i, now, new_compressed);
+            }
+        }
+        for c in fresh {
+            self.add(c, now);
+        }
+        if !self.scanned {
+            self.scanned = true;
+            self.settle_unresolved(now);
+        }
+        self.settle_copies(now);
+        self.close_idle(now);
+    }
+
+    /// A file already tracked, as this scan saw it.
+    fn update_seen(&mut self, i: usize, c: &Candidate, now: Instant) {
+        let f = &mut self.files[i];
+        f.entry = Arc::from(c.path.as_path());
+        f.location = c
+            .real
+            .as_deref()
+            .map_or_else(|| Arc::clone(&f.entry), Arc::from);
+        if f.place == Place::Match && c.place != Place::Match {
+            if let Some(id) = &f.id {
+                self.events.rotated(&f.label, id);
+            }
+            f.last_growth = now;
+        }
+        if c.place == Place::Match {
+            // Renamed to another matching name (a glob): the same file, followed.
+            f.label = Arc::clone(&f.entry);
+        }
+        f.place = c.place;
+        if c.len > f.size {
+            f.size = c.len;
+            f.last_growth = now;
+            f.dirty = true;
+            f.finished = false;
+        }
+        let changed = c.mtime != f.mtime;
+        f.mtime = c.mtime;
+        let regrown = changed
+            && f.is_open()
+            && match f.fingerprint_changed() {
+                Ok(changed) => changed,
                 Err(e) => {
-                    if self.unopenable.insert((s.dev, s.ino)) {
-                        self.events.read_error(&s.path, &e);
-                    }
+                    self.events.read_error(&f.label, &e);
+                    false
                 }
-            }
+            };
+        if c.len < f.framer.read_pos() || regrown {
+            self.truncate(i, now, c.len);
+        } else if c.len < f.size {
+            f.size = c.len;
         }
     }
 
-    /// The file at `active[i]` shrank or its first bytes changed: finish the old content
-    /// (its buffered unterminated rest is its last line) and restart at 0, pending.
-    fn truncate(&mut self, i: usize) {
-        let f = &mut self.active[i];
-        if let Some(id) = f.id.take() {
-            self.events.truncated(&f.path, &id, f.framer.read_pos());
-            if let Some(batch) = f.take_final_batch(id, &*self.events) {
-                self.ready.push_back(TailItem::Lines(batch));
-            }
-            self.ready.push_back(TailItem::Finished {
-                id,
-                path: Arc::clone(&f.path),
-                end: f.framer.next_offset(),
-            });
-            f.previous = Some(id);
+    /// The file left every path we list (deleted, moved away, a symlink retargeted).
+    fn went_outside(&mut self, i: usize, now: Instant, new_compressed: bool) {
+        let f = &mut self.files[i];
+        if f.place == Place::Outside {
+            return;
         }
-        f.opened = false;
-        f.framer.reset(0);
-    }
-}
-
-/// Serve one file: settle its identity, announce it, then hand out a batch. A draining
-/// file ends with `Finished` once read to its end (its unterminated rest included).
-fn serve(
-    f: &mut TrackedFile,
-    draining: bool,
-    max_lines: usize,
-    max_bytes: usize,
-    events: &dyn TailEvents,
-) -> Served {
-    if f.paused {
-        return Served::Idle;
-    }
-    let id = match f.resolve_identity(draining) {
-        Ok(Some(id)) => id,
-        // Pending; a draining file without identity is empty: nothing was or will be read.
-        Ok(None) => {
-            return if draining {
-                Served::Done(None)
+        if f.place == Place::Match {
+            if let Some(id) = &f.id {
+                self.events.rotated(&f.label, id);
+            }
+            f.last_growth = now;
+        }
+        f.place = Place::Outside;
+        f.dirty = true;
+        if !f.is_open() || f.finished {
+            // Nothing more can be read through a handle: what was not read is lost.
+            let reason = if new_compressed {
+                LossReason::Compressed
             } else {
-                Served::Idle
-            }
+                LossReason::Deleted
+            };
+            self.retire(i, Some(reason));
         }
-        Err(e) => return read_failed(f, draining, &e, events),
-    };
-    if draining && f.rotation_unreported {
-        f.rotation_unreported = false;
-        events.rotated(&f.path, &id);
     }
-    if !f.opened {
-        f.opened = true;
-        let offset = f.framer.next_offset();
-        events.file_opened(&f.path, &id, offset);
-        return Served::Item(TailItem::Opened {
-            id,
-            path: Arc::clone(&f.path),
-            offset,
+
+    /// A file the scan found that no tracked file is.
+    fn add(&mut self, c: Candidate, now: Instant) {
+        let label = match c.place {
+            Place::Match => c.path.clone(),
+            _ => c
+                .path
+                .file_name()
+                .and_then(|n| self.pattern.home_of(n))
+                .unwrap_or_else(|| c.path.clone()),
+        };
+        let f = Tracked::new(&c, Arc::from(label.as_path()), &self.config, now);
+        if self.fresh_start && !self.scanned {
+            self.first_scan.insert(f.key(), f.place);
+        }
+        self.files.push(f);
+        let i = self.files.len() - 1;
+        // Opened at once (within the budget), so that a deletion right after cannot take
+        // its bytes away.
+        if self.ensure_open(i, now) {
+            self.resolve(i, now);
+        }
+    }
+
+    /// Known files no scan found: look where they were last seen (an old symlink target,
+    /// a file moved out of the directory) and finish them there; the rest are gone.
+    fn settle_unresolved(&mut self, now: Instant) {
+        let pending: HashSet<u64> = self
+            .files
+            .iter()
+            .filter(|f| f.id.is_none())
+            .map(|f| f.ino)
+            .collect();
+        let (keep, leftovers): (Vec<KnownFile>, Vec<KnownFile>) = std::mem::take(&mut self.unresolved)
+            .into_iter()
+            .partition(|k| pending.contains(&k.id.ino));
+        self.unresolved = keep;
+        for k in leftovers {
+            if let Some(c) = self.find_at_hint(&k) {
+                let label = self
+                    .pattern
+                    .plain_path()
+                    .unwrap_or_else(|| k.path.clone());
+                let f = Tracked::new(&c, Arc::from(label.as_path()), &self.config, now);
+                self.files.push(f);
+                self.unresolved.push(k);
+                let i = self.files.len() - 1;
+                if self.ensure_open(i, now) {
+                    self.resolve(i, now);
+                }
+                continue;
+            }
+            self.known_gone(&k);
+        }
+    }
+
+    fn find_at_hint(&self, k: &KnownFile) -> Option<Candidate> {
+        if k.path.as_os_str().is_empty() {
+            return None;
+        }
+        let meta = fs::metadata(&k.path).ok()?;
+        let birth = if self.config.birth_time {
+            birth_of(&meta)
+        } else {
+            0
+        };
+        let same_inode =
+            meta.is_file() && meta.ino() == k.id.ino && (k.id.birth == 0 || birth == 0 || birth == k.id.birth);
+        let tracked = self
+            .files
+            .iter()
+            .any(|f| !f.retired && f.key() == (meta.dev(), meta.ino()));
+        (same_inode && !tracked).then(|| {
+            Candidate::new(k.path.clone(), None, Place::Outside, &meta, self.config.birth_time)
+        })
+    }
+
+    /// A known identity whose file is not there any more.
+    fn known_gone(&mut self, k: &KnownFile) {
+        if let Some(size) = k.size.filter(|&s| s > k.offset) {
+            self.events
+                .file_lost(&k.path, &k.id, k.offset, size - k.offset, LossReason::Deleted);
+        }
+        self.ready.push_back(TailItem::Finished {
+            id: k.id,
+            path: Arc::from(k.path.as_path()),
+            end: k.offset,
+            gone: true,
         });
     }
-    match f.read_batch(id, max_lines, max_bytes, draining, events) {
-        Ok(Some(batch)) => Served::Item(TailItem::Lines(batch)),
-        Ok(None) if draining => Served::Done(Some(TailItem::Finished {
-            id,
-            path: Arc::clone(&f.path),
-            end: f.framer.next_offset(),
-        })),
-        Ok(None) => Served::Idle,
-        Err(e) => read_failed(f, draining, &e, events),
+
+    /// Settle the identity of an open file whose first line is complete: a known
+    /// identity (resume), a copy of a known content (continue it), or a new file.
+    fn resolve(&mut self, i: usize, now: Instant) {
+        let f = &self.files[i];
+        if f.id.is_some() || f.copy_of.is_some() {
+            return;
+        }
+        let complete = f.place != Place::Match;
+        let (fp, fp_len) = match f.head_fingerprint(complete) {
+            Ok(Some(head)) => head,
+            Ok(None) => return, // first line incomplete: pending
+            Err(e) => {
+                self.events.read_error(&f.label, &e);
+                return;
+            }
+        };
+        let (ino, birth, key) = (f.ino, f.birth, f.key());
+        let len = f.fstat().map_or(f.size, |(len, _)| len);
+        self.files[i].fp_len = fp_len;
+        self.files[i].size = len;
+
+        if let Some(pos) = self
+            .unresolved
+            .iter()
+            .position(|k| k.id.matches(ino, birth, fp))
+        {
+            let k = self.unresolved.remove(pos);
+            let f = &mut self.files[i];
+            let intact = len >= k.offset
+                && match k.check {
+                    Some(check) if k.offset > 0 => f.check_at(k.offset).ok() == Some(check),
+                    _ => true,
+                };
+            if intact {
+                if !k.path.as_os_str().is_empty() && *k.path != *f.location {
+                    self.events.found_rotated(&k.path, &f.location, &k.id);
+                }
+                f.start_at(k.id, k.offset);
+                self.drop_replaced(ino, now);
+                return;
+            }
+            // Truncated (or replaced by identical-looking content) while we were down.
+            self.events.truncated(&f.label, &k.id, k.offset);
+            if let Some(check) = k.check {
+                self.remember_ended(k.id.fingerprint, fp_len, k.offset, check);
+            }
+            self.ready.push_back(TailItem::Finished {
+                id: k.id,
+                path: Arc::clone(&self.files[i].label),
+                end: k.offset,
+                gone: true,
+            });
+            self.files[i].previous = Some(k.id);
+        }
+        self.drop_replaced(ino, now);
+
+        if self.files[i].place != Place::Match && self.files[i].previous.is_none() {
+            if let Some(source) = self.copy_source(i, fp, fp_len) {
+                match source {
+                    CopyOf::Live(id) => self.files[i].copy_of = Some((id, now)),
+                    CopyOf::Ended(end) => self.start_new(i, fp, end),
+                }
+                return;
+            }
+        }
+        let offset = if let Some(&first_place) = self.first_scan.get(&key) {
+            match (first_place, self.config.start_at) {
+                (Place::Match, StartAt::Beginning) => 0,
+                (Place::Match, StartAt::End) => match self.files[i].last_line_end() {
+                    Ok(end) => end,
+                    Err(e) => {
+                        self.events.read_error(&self.files[i].label, &e);
+                        return;
+                    }
+                },
+                // Rotated before we ever ran: taken as shipped by whatever ran before.
+                _ => len,
+            }
+        } else {
+            0
+        };
+        self.start_new(i, fp, offset);
+    }
+
+    /// Known identities of an inode that now holds other content: replaced while we
+    /// were down (a reused inode): gone.
+    fn drop_replaced(&mut self, ino: u64, _now: Instant) {
+        let replaced: Vec<KnownFile> = self
+            .unresolved
+            .iter()
+            .filter(|k| k.id.ino == ino)
+            .cloned()
+            .collect();
+        if replaced.is_empty() {
+            return;
+        }
+        self.unresolved.retain(|k| k.id.ino != ino);
+        for k in replaced {
+            self.known_gone(&k);
+        }
+    }
+
+    fn start_new(&mut self, i: usize, fingerprint: u64, offset: u64) {
+        let f = &self.files[i];
+        let base = FileId {
+            ino: f.ino,
+            birth: f.birth,
+            fingerprint,
+            generation: 0,
+        };
+        let previous = f.previous;
+        let key = f.key();
+        let collisions = self
+            .files
+            .iter()
+            .filter(|g| g.key() != key && !g.retired)
+            .filter_map(|g| g.id)
+            .chain(self.retired.iter().copied())
+            .chain(self.unresolved.iter().map(|k| k.id))
+            .chain(previous)
+            .filter(|id| id.same_content(&base))
+            .map(|id| id.generation)
+            .max();
+        let id = match collisions {
+            Some(generation) => FileId {
+                generation: new_generation(generation),
+                ..base
+            },
+            None => base,
+        };
+        let f = &mut self.files[i];
+        f.copy_of = None;
+        f.start_at(id, offset);
+        f.size = f.size.max(offset);
+    }
+
+    /// Whether the rotated file `i` is a copy of content the tailer read: the same first
+    /// line and the same bytes before the position reached there.
+    fn copy_source(&self, i: usize, fp: u64, fp_len: usize) -> Option<CopyOf> {
+        let f = &self.files[i];
+        let same = |end: u64, check: u64| end > 0 && f.size >= end && f.check_at(end).ok() == Some(check);
+        for g in self.files.iter().filter(|g| !g.retired && g.key() != f.key()) {
+            if let Some(id) = g.id {
+                if id.fingerprint == fp && g.fp_len == fp_len && same(g.framer.next_offset(), g.check) {
+                    return Some(CopyOf::Live(id));
+                }
+            }
+        }
+        self.ended
+            .iter()
+            .rev()
+            .find(|e| e.fingerprint == fp && e.fp_len == fp_len && same(e.end, e.check))
+            .map(|e| CopyOf::Ended(e.end))
+    }
+
+    /// Copies waiting for their source: once the source is truncated or gone, continue
+    /// where it ended; a copy of a live file (a plain `cp`) holds nothing new.
+    fn settle_copies(&mut self, now: Instant) {
+        for i in 0..self.files.len() {
+            let Some((source, since)) = self.files[i].copy_of else {
+                continue;
+            };
+            if self.files[i].retired {
+                continue;
+            }
+            let live = self
+                .files
+                .iter()
+                .any(|g| !g.retired && g.id == Some(source));
+            let (fp, fp_len) = match self.files[i].head_fingerprint(true) {
+                Ok(Some(head)) => head,
+                _ => continue,
+            };
+            if live {
+                if now - since >= self.config.rotate_wait {
+                    let size = self.files[i].size;
+                    self.start_new(i, fp, size);
+                }
+                continue;
+            }
+            let end = match self.copy_source(i, fp, fp_len) {
+                Some(CopyOf::Ended(end)) => end,
+                _ => 0,
+            };
+            self.start_new(i, fp, end);
+        }
+    }
+
+    /// The file's content restarted (copy-truncate, or truncated and regrown): finish the
+    /// old content and start over at 0 as new content.
+    fn truncate(&mut self, i: usize, now: Instant, len: u64) {
+        let events = Arc::clone(&self.events);
+        let f = &mut self.files[i];
+        if let Some(id) = f.id {
+            events.truncated(&f.label, &id, f.framer.read_pos());
+            if let Some(batch) = f.take_final_batch(&*events) {
+                self.ready.push_back(TailItem::Lines(batch));
+            }
+            let f = &mut self.files[i];
+            let end = f.framer.next_offset();
+            let (fp_len, check, label) = (f.fp_len, f.check, Arc::clone(&f.label));
+            if f.opened_sent || end > 0 {
+                self.ready.push_back(TailItem::Finished {
+                    id,
+                    path: label,
+                    end,
+                    gone: true,
+                });
+            }
+            self.remember_ended(id.fingerprint, fp_len, end, check);
+            self.files[i].previous = Some(id);
+        }
+        let f = &mut self.files[i];
+        f.id = None;
+        f.opened_sent = false;
+        f.framer.reset(0);
+        f.check = 0;
+        f.size = len;
+        f.last_growth = now;
+        f.dirty = true;
+        f.finished = false;
+    }
+
+    fn remember_ended(&mut self, fingerprint: u64, fp_len: usize, end: u64, check: u64) {
+        if self.ended.len() >= ENDED_KEEP {
+            self.ended.pop_front();
+        }
+        self.ended.push_back(Ended {
+            fingerprint,
+            fp_len,
+            end,
+            check,
+        });
+    }
+
+    /// Forget a file that is gone from every path we list and was read as far as it can
+    /// be. `loss`: bytes it still had unread cannot be read (no handle) — say why.
+    fn retire(&mut self, i: usize, loss: Option<LossReason>) {
+        let f = &mut self.files[i];
+        f.retired = true;
+        let gone = f.fstat().map_or(true, |(_, nlink)| nlink == 0);
+        let end = f.framer.next_offset();
+        let unread = f.size.saturating_sub(f.framer.read_pos().max(end));
+        let label = Arc::clone(&f.label);
+        f.close();
+        let Some(id) = f.id else {
+            if f.size > 0 && !f.opened_sent {
+                if let Some(reason) = loss {
+                    let id = FileId {
+                        ino: f.ino,
+                        birth: f.birth,
+                        fingerprint: 0,
+                        generation: 0,
+                    };
+                    self.events.file_lost(&label, &id, 0, f.size, reason);
+                }
+            }
+            return;
+        };
+        if let Some(reason) = loss.filter(|_| unread > 0) {
+            self.events.file_lost(&label, &id, end, unread, reason);
+        }
+        self.events.file_finished(&label, &id, end);
+        let (fp_len, check) = (f.fp_len, f.check);
+        if self.retired.len() >= RETIRED_KEEP {
+            self.retired.pop_front();
+        }
+        self.retired.push_back(id);
+        self.remember_ended(id.fingerprint, fp_len, end, check);
+        if self.files[i].opened_sent {
+            self.ready.push_back(TailItem::Finished {
+                id,
+                path: label,
+                end,
+                gone,
+            });
+        }
+    }
+
+    /// Open file `i` within the open-file budget (closing the least recently used idle
+    /// file if needed). False when it cannot be opened now; retried later.
+    fn ensure_open(&mut self, i: usize, now: Instant) -> bool {
+        if self.files[i].is_open() {
+            return true;
+        }
+        if self.open_files() >= self.config.max_open_files && !self.close_one_idle(i) {
+            self.events.descriptor_pressure(&self.files[i].label, None);
+            return false;
+        }
+        let was_known = self.files[i].id.is_some();
+        match self.files[i].open() {
+            Ok(true) => {
+                let f = &mut self.files[i];
+                f.last_used = now;
+                self.unopenable.remove(&f.key());
+                // Closed while idle: it may have been truncated and regrown meanwhile.
+                if was_known && f.fingerprint_changed().unwrap_or(false) {
+                    let len = f.fstat().map_or(0, |(len, _)| len);
+                    self.truncate(i, now, len);
+                }
+                true
+            }
+            Ok(false) => {
+                self.scan_requested = true;
+                false
+            }
+            Err(e) if is_out_of_descriptors(&e) => {
+                self.events.descriptor_pressure(&self.files[i].label, Some(&e));
+                self.close_one_idle(i);
+                false
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.scan_requested = true;
+                false
+            }
+            Err(e) => {
+                if self.unopenable.insert(self.files[i].key()) {
+                    self.events.read_error(&self.files[i].label, &e);
+                }
+                false
+            }
+        }
+    }
+
+    /// Close the least recently used file that can be reopened and has nothing unread.
+    fn close_one_idle(&mut self, except: usize) -> bool {
+        let victim = self
+            .files
+            .iter()
+            .enumerate()
+            .filter(|&(j, f)| {
+                j != except
+                    && f.is_open()
+                    && !f.retired
+                    && f.place != Place::Outside
+                    && f.copy_of.is_none()
+                    && (f.finished || (!f.dirty && f.framer.read_pos() >= f.size))
+            })
+            .min_by_key(|(_, f)| f.last_used)
+            .map(|(j, _)| j);
+        match victim {
+            Some(j) => {
+                self.files[j].close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn close_idle(&mut self, now: Instant) {
+        let limit = self.config.close_inactive;
+        for f in self.files.iter_mut() {
+            if f.is_open()
+                && f.place != Place::Outside
+                && f.copy_of.is_none()
+                && !f.dirty
+                && f.framer.read_pos() >= f.size
+                && now - f.last_growth >= limit
+            {
+                f.close();
+            }
+        }
+    }
+
+    /// Serve file `i`: settle its identity, announce it, hand out a batch, and finish
+    /// it once it is away from its path, at its end and idle for the rotate wait.
+    fn serve(&mut self, i: usize, max_lines: usize, max_bytes: usize) -> Option<TailItem> {
+        let now = self.now();
+        {
+            let f = &self.files[i];
+            if f.retired || f.copy_of.is_some() {
+                return None;
+            }
+            let known_idle = f.id.is_some() && f.opened_sent && !f.dirty;
+            if f.place == Place::Match && known_idle {
+                return None;
+            }
+            if f.finished && !f.dirty && f.place != Place::Outside {
+                return None;
+            }
+        }
+        if !self.ensure_open(i, now) {
+            return None;
+        }
+        if self.files[i].id.is_none() {
+            self.resolve(i, now);
+            if self.files[i].id.is_none() {
+                return self.ready.pop_front();
+            }
+        }
+        let events = Arc::clone(&self.events);
+        let f = &mut self.files[i];
+        let id = f.id?;
+        if !f.opened_sent {
+            f.opened_sent = true;
+            let offset = f.framer.next_offset();
+            events.file_opened(&f.label, &id, offset);
+            return Some(TailItem::Opened {
+                id,
+                path: Arc::clone(&f.label),
+                location: Arc::clone(&f.location),
+                offset,
+            });
+        }
+        let before = f.size;
+        match f.read_batch(max_lines, max_bytes, false, &*events) {
+            Ok(Some(batch)) => {
+                f.last_used = now;
+                if f.size > before {
+                    f.last_growth = now;
+                }
+                return Some(TailItem::Lines(batch));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                events.read_error(&f.label, &e);
+                f.dirty = false;
+                return None;
+            }
+        }
+        f.dirty = false;
+        if f.size > before {
+            f.last_growth = now;
+        }
+        match f.fstat() {
+            Ok((len, _)) if len < f.framer.read_pos() => {
+                self.truncate(i, now, len);
+                return self.ready.pop_front();
+            }
+            Ok((len, _)) if len > f.size => {
+                f.size = len;
+                f.last_growth = now;
+                f.dirty = true;
+                return None;
+            }
+            _ => {}
+        }
+        if f.place == Place::Match {
+            f.framer.release();
+            return None;
+        }
+        if now - f.last_growth < self.config.rotate_wait {
+            return None;
+        }
+        // Rotated away, at its end and idle for the rotate wait: its unterminated rest
+        // is its last line, then it is finished.
+        if !f.finished {
+            f.finished = true;
+            if let Ok(Some(batch)) = f.read_batch(max_lines, max_bytes, true, &*events) {
+                return Some(TailItem::Lines(batch));
+            }
+        }
+        if f.place == Place::Outside {
+            self.retire(i, None);
+            return self.ready.pop_front();
+        }
+        // Still in the rotation set: closed, and reopened if it ever grows again.
+        f.close();
+        None
     }
 }
 
-/// An active file is retried at the next re-check; a draining file is given up
-/// (its remaining lines are lost) rather than blocking every other file.
-fn read_failed(
-    f: &mut TrackedFile,
-    draining: bool,
-    error: &io::Error,
-    events: &dyn TailEvents,
-) -> Served {
-    events.read_error(&f.path, error);
-    if !draining {
-        f.paused = true;
-        return Served::Idle;
-    }
-    Served::Done(f.id.map(|id| TailItem::Finished {
-        id,
-        path: Arc::clone(&f.path),
-        end: f.framer.next_offset(),
-    }))
+enum CopyOf {
+    /// A file still being read holds the same content: wait for it to be truncated.
+    Live(FileId),
+    /// Content that ended (truncated, retired) at this offset: continue from there.
+    Ended(u64),
+}
+
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
