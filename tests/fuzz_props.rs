@@ -81,11 +81,11 @@ fn chunk() -> impl Strategy<Value = Vec<u8>> {
 
 fn tail_config(path: &Path, max_line: usize, read_buf: usize) -> TailConfig {
     TailConfig {
-        pattern: path.to_path_buf(),
         start_at: StartAt::Beginning,
         max_line_bytes: max_line,
         read_buffer_bytes: read_buf,
         poll_interval: Duration::from_millis(5),
+        ..TailConfig::new(path)
     }
 }
 
@@ -159,7 +159,7 @@ proptest! {
                     let offset = got.last().map_or(0, |l| l.1);
                     tailer = Tailer::new(
                         tail_config(&path, max_line, read_buf),
-                        vec![KnownFile { id: fid, path: path.clone(), offset }],
+                        vec![KnownFile { id: fid, path: path.clone(), offset, size: None, check: None }],
                         Arc::new(NoEvents),
                     ).unwrap();
                     id = None;

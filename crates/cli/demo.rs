@@ -132,6 +132,9 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
         batch_max_bytes: 1 << 20,
         read_buffer_bytes: 256 * 1024,
         poll_interval: Duration::from_millis(250),
+        rotate_wait: Duration::from_secs(5),
+        max_open_files: 256,
+        close_inactive: Duration::from_secs(300),
         target: target.clone(),
         mode: if plan.pubsub {
             Mode::PubSub {

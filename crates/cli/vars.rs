@@ -156,6 +156,21 @@ pub const WATCH: &[Var] = &[
         "polling fallback when file events are not delivered",
     ),
     var(
+        "REDTAIL_ROTATE_WAIT_MS",
+        "5000",
+        "a file renamed or deleted away is re-read until it has not grown for this long",
+    ),
+    var(
+        "REDTAIL_MAX_OPEN_FILES",
+        "256",
+        "most files held open at once; idle ones are closed and reopened when they grow",
+    ),
+    var(
+        "REDTAIL_CLOSE_INACTIVE_MS",
+        "300000",
+        "a file that has not grown for this long is closed (its position kept)",
+    ),
+    var(
         "REDTAIL_REPLICA_ACKS",
         "0",
         "WAIT for this many replicas to acknowledge each batch before committing it; 0 = off",

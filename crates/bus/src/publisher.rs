@@ -210,6 +210,68 @@ impl Publisher {
         result.map_err(|e| self.conn.on_error(e))
     }
 
+    /// Every committed offset Redis holds for `source`: (fid, offset). At start this is
+    /// the authoritative record of what was published (the checkpoint may lag it or be
+    /// lost). Standalone: `HSCAN … MATCH <source>:*` of the shared hash; cluster: the
+    /// source's own hash.
+    pub async fn source_offsets(&mut self, source: &str) -> Result<Vec<(String, u64)>, BusError> {
+        let key = self.offsets_key(source);
+        let prefix = format!("{source}:");
+        let pattern = format!("{}*", glob_escape(&prefix));
+        let result: Result<Vec<(String, u64)>, BusError> = async {
+            let mut conn = self.conn.get().await?;
+            let mut out = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                    .arg(&key)
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                for (field, value) in page {
+                    let Some(fid) = field.strip_prefix(&prefix) else {
+                        continue;
+                    };
+                    let offset = value.parse::<u64>().map_err(|_| {
+                        BusError::Protocol(format!("offset {value:?} in {key} is not a number"))
+                    })?;
+                    out.push((fid.to_string(), offset));
+                }
+                if next == 0 {
+                    return Ok(out);
+                }
+                cursor = next;
+            }
+        }
+        .await;
+        result.map_err(|e| self.conn.on_error(e))
+    }
+
+    /// Remove the committed offsets of files whose content is gone for good (deleted or
+    /// truncated and read to their end), so the hash does not grow with every rotation.
+    pub async fn forget_all(&mut self, source: &str, fids: &[String]) -> Result<(), BusError> {
+        if fids.is_empty() {
+            return Ok(());
+        }
+        let key = self.offsets_key(source);
+        let result: Result<(), BusError> = async {
+            let mut conn = self.conn.get().await?;
+            let mut cmd = redis::cmd("HDEL");
+            cmd.arg(&key);
+            for fid in fids {
+                cmd.arg(Self::offsets_field(source, fid));
+            }
+            let _: i64 = cmd.query_async(&mut conn).await?;
+            Ok(())
+        }
+        .await;
+        result.map_err(|e| self.conn.on_error(e))
+    }
+
     /// Remove a file's committed offset (after its checkpoint entry was dropped).
     pub async fn forget(&mut self, source: &str, fid: &str) -> Result<(), BusError> {
         let key = self.offsets_key(source);
@@ -274,6 +336,18 @@ impl Publisher {
     }
 }
 
+/// `s` with Redis glob metacharacters escaped (for `MATCH`).
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 async fn load_script(conn: &mut RedisConn) -> Result<(), BusError> {
     let _: String = redis::cmd("SCRIPT")
         .arg("LOAD")
@@ -325,6 +399,12 @@ fn parse_outcome(reply: Value) -> Result<PublishOutcome, BusError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_match_patterns() {
+        assert_eq!(glob_escape("pod-0:"), "pod-0:");
+        assert_eq!(glob_escape("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:");
+    }
 
     #[test]
     fn parses_script_reply() {

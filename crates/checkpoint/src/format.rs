@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::state::{Checkpoint, FileEntry};
 
 /// The version this build writes.
-pub const CURRENT_VERSION: u64 = 1;
+pub const CURRENT_VERSION: u64 = 2;
 
 /// A checkpoint larger than this is not a checkpoint (about a million tracked files): refuse it
 /// rather than allocate without bound on a corrupted or misconfigured path.
@@ -28,6 +28,7 @@ pub(crate) const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 #[derive(Debug)]
 enum Versioned {
     V1(DocV1),
+    V2(DocV2),
 }
 
 impl Versioned {
@@ -35,6 +36,7 @@ impl Versioned {
     fn into_current(self) -> Checkpoint {
         match self {
             Versioned::V1(doc) => doc.into_checkpoint(),
+            Versioned::V2(doc) => doc.into_checkpoint(),
         }
     }
 }
@@ -58,45 +60,98 @@ struct EntryV1 {
     updated: DateTime<Utc>,
 }
 
-impl DocV1 {
+/// Version 2: version 1 plus, per file, its size and the check at the offset (both
+/// optional, so a file recorded before they were known still loads).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocV2 {
+    version: u64,
+    files: Vec<EntryV2>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryV2 {
+    fid: String,
+    path: String,
+    offset: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    check: Option<u64>,
+    #[serde(serialize_with = "ser_micros", deserialize_with = "de_rfc3339")]
+    updated: DateTime<Utc>,
+}
+
+impl DocV2 {
     fn from_checkpoint(cp: &Checkpoint) -> Self {
-        DocV1 {
-            version: 1,
+        DocV2 {
+            version: 2,
             files: cp
                 .files
                 .iter()
-                .map(|(fid, e)| EntryV1 {
+                .map(|(fid, e)| EntryV2 {
                     fid: fid.clone(),
                     path: e.path.to_string_lossy().into_owned(),
                     offset: e.offset,
+                    size: e.size,
+                    check: e.check,
                     updated: e.updated,
                 })
                 .collect(),
         }
     }
 
-    /// A fid listed twice (never written by us; a hand edit) keeps its largest offset, the same rule
-    /// as [`Checkpoint::commit`]: one odd entry is no reason to drop every other file's offset.
     fn into_checkpoint(self) -> Checkpoint {
-        let mut cp = Checkpoint::default();
-        for e in self.files {
-            let entry = FileEntry {
-                path: PathBuf::from(e.path),
-                offset: e.offset,
-                updated: e.updated,
-            };
-            match cp.files.entry(e.fid) {
-                Entry::Vacant(v) => {
-                    v.insert(entry);
-                }
-                Entry::Occupied(mut o) if o.get().offset < entry.offset => {
-                    o.insert(entry);
-                }
-                Entry::Occupied(_) => {}
-            }
-        }
-        cp
+        merge(self.files.into_iter().map(|e| {
+            (
+                e.fid,
+                FileEntry {
+                    path: PathBuf::from(e.path),
+                    offset: e.offset,
+                    size: e.size,
+                    check: e.check,
+                    updated: e.updated,
+                },
+            )
+        }))
     }
+}
+
+impl DocV1 {
+    fn into_checkpoint(self) -> Checkpoint {
+        let entries = self.files.into_iter().map(|e| {
+            (
+                e.fid,
+                FileEntry {
+                    path: PathBuf::from(e.path),
+                    offset: e.offset,
+                    size: None,
+                    check: None,
+                    updated: e.updated,
+                },
+            )
+        });
+        merge(entries)
+    }
+}
+
+/// A fid listed twice (never written by us; a hand edit) keeps its largest offset, the same rule
+/// as [`Checkpoint::commit`]: one odd entry is no reason to drop every other file's offset.
+fn merge(entries: impl Iterator<Item = (String, FileEntry)>) -> Checkpoint {
+    let mut cp = Checkpoint::default();
+    for (fid, entry) in entries {
+        match cp.files.entry(fid) {
+            Entry::Vacant(v) => {
+                v.insert(entry);
+            }
+            Entry::Occupied(mut o) if o.get().offset < entry.offset => {
+                o.insert(entry);
+            }
+            Entry::Occupied(_) => {}
+        }
+    }
+    cp
 }
 
 fn ser_micros<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -112,7 +167,7 @@ fn de_rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error
 
 /// Serialise `cp` in the current format: one compact JSON line ending in `\n`.
 pub(crate) fn encode(cp: &Checkpoint) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = serde_json::to_vec(&DocV1::from_checkpoint(cp))?;
+    let mut out = serde_json::to_vec(&DocV2::from_checkpoint(cp))?;
     out.push(b'\n');
     Ok(out)
 }
@@ -132,6 +187,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
         1 => Versioned::V1(
             serde_json::from_value(value)
                 .map_err(|e| format!("invalid version 1 checkpoint: {e}"))?,
+        ),
+        2 => Versioned::V2(
+            serde_json::from_value(value)
+                .map_err(|e| format!("invalid version 2 checkpoint: {e}"))?,
         ),
         other => {
             return Err(format!(
@@ -169,21 +228,44 @@ mod tests {
 
     /// Pins the exact bytes: changing them breaks every deployed checkpoint, so it needs a new version.
     #[test]
-    fn golden_v1_text() {
-        let text = String::from_utf8(encode(&known_state()).unwrap()).unwrap();
+    fn golden_v2_text() {
+        let mut state = known_state();
+        let noon = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        state.record_at(
+            "1a2b-00ff00ff00ff00ff",
+            Path::new("/var/log/app/app.log"),
+            12345,
+            Some(20000),
+            Some(0xabc),
+            noon,
+        );
+        let text = String::from_utf8(encode(&state).unwrap()).unwrap();
         assert_eq!(
             text,
             concat!(
-                r#"{"version":1,"files":["#,
-                r#"{"fid":"1a2b-00ff00ff00ff00ff","path":"/var/log/app/app.log","offset":12345,"updated":"2026-11-25T12:00:00.000000Z"},"#,
+                r#"{"version":2,"files":["#,
+                r#"{"fid":"1a2b-00ff00ff00ff00ff","path":"/var/log/app/app.log","offset":12345,"size":20000,"check":2748,"updated":"2026-11-25T12:00:00.000000Z"},"#,
                 r#"{"fid":"9f00-0000000000000001-2","path":"/var/log/app/app.log.1","offset":7,"updated":"2026-11-25T12:00:01.500250Z"}"#,
                 "]}\n"
             )
         );
+        assert_eq!(decode(text.as_bytes()).unwrap(), state);
         assert_eq!(
             encode(&Checkpoint::default()).unwrap(),
-            b"{\"version\":1,\"files\":[]}\n"
+            b"{\"version\":2,\"files\":[]}\n"
         );
+    }
+
+    /// Version 1 (written before sizes and checks were kept) still loads.
+    #[test]
+    fn reads_v1() {
+        let v1 = concat!(
+            r#"{"version":1,"files":["#,
+            r#"{"fid":"1a2b-00ff00ff00ff00ff","path":"/var/log/app/app.log","offset":12345,"updated":"2026-11-25T12:00:00.000000Z"},"#,
+            r#"{"fid":"9f00-0000000000000001-2","path":"/var/log/app/app.log.1","offset":7,"updated":"2026-11-25T12:00:01.500250Z"}"#,
+            "]}\n"
+        );
+        assert_eq!(decode(v1.as_bytes()).unwrap(), known_state());
     }
 
     #[test]
@@ -223,7 +305,7 @@ mod tests {
             (b"[1,2]", "not a JSON object"),
             (b"{\"files\":[]}", "missing \"version\""),
             (b"{\"version\":\"1\",\"files\":[]}", "not a non-negative integer"),
-            (b"{\"version\":2,\"files\":[]}", "unsupported checkpoint version 2"),
+            (b"{\"version\":3,\"files\":[]}", "unsupported checkpoint version 3"),
             (b"{\"version\":1}", "invalid version 1"),
             (b"{\"version\":1,\"files\":{}}", "invalid version 1"),
             (

@@ -13,6 +13,12 @@ pub struct FileEntry {
     pub path: PathBuf,
     /// End of the last line Redis acknowledged: everything before it is published.
     pub offset: u64,
+    /// The file's size when `offset` was recorded, if known: at a restart, a file gone
+    /// with `size > offset` lost bytes; one gone at `size == offset` lost nothing.
+    pub size: Option<u64>,
+    /// Hash of the bytes just before `offset` (the tail crate's check), if known: tells the
+    /// same content from new content with the same first line at a restart.
+    pub check: Option<u64>,
     /// When `offset` last moved (microsecond precision, the precision stored on disk, so that a
     /// state survives a save/load round trip unchanged).
     pub updated: DateTime<Utc>,
@@ -46,14 +52,52 @@ impl Checkpoint {
 
     /// [`Checkpoint::commit`] with an explicit clock, for deterministic tests and replays.
     pub fn commit_at(&mut self, fid: &str, path: &Path, offset: u64, now: DateTime<Utc>) {
+        self.record_at(fid, path, offset, None, None, now);
+    }
+
+    /// [`Checkpoint::commit`] with the file's size and the check at `offset` (see
+    /// [`FileEntry`]); `None` keeps what is recorded for the same offset.
+    pub fn record(
+        &mut self,
+        fid: &str,
+        path: &Path,
+        offset: u64,
+        size: Option<u64>,
+        check: Option<u64>,
+    ) {
+        self.record_at(fid, path, offset, size, check, Utc::now());
+    }
+
+    pub(crate) fn record_at(
+        &mut self,
+        fid: &str,
+        path: &Path,
+        offset: u64,
+        size: Option<u64>,
+        check: Option<u64>,
+        now: DateTime<Utc>,
+    ) {
         let now = now.trunc_subsecs(6);
         match self.files.get_mut(fid) {
             Some(entry) if offset < entry.offset => {}
-            Some(entry) if offset == entry.offset && entry.path == path => {}
+            Some(entry)
+                if offset == entry.offset
+                    && entry.path == path
+                    && size.is_none_or(|s| entry.size == Some(s))
+                    && check.is_none_or(|c| entry.check == Some(c)) => {}
             Some(entry) => {
+                if offset > entry.offset {
+                    entry.check = None;
+                }
                 entry.offset = offset;
                 if entry.path != path {
                     entry.path = path.to_path_buf();
+                }
+                if size.is_some() {
+                    entry.size = size;
+                }
+                if check.is_some() {
+                    entry.check = check;
                 }
                 entry.updated = now;
             }
@@ -63,6 +107,8 @@ impl Checkpoint {
                     FileEntry {
                         path: path.to_path_buf(),
                         offset,
+                        size,
+                        check,
                         updated: now,
                     },
                 );

@@ -257,12 +257,12 @@ fn corrupt_stable_is_set_aside_and_loading_continues_empty() {
 fn unknown_version_is_set_aside() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("checkpoint.json");
-    fs::write(&path, br#"{"version":2,"files":[]}"#).unwrap();
+    fs::write(&path, br#"{"version":3,"files":[]}"#).unwrap();
     let (_, state, note) = open(&path);
     let LoadNote::SetAside { moved_to, error } = note else {
         panic!("expected SetAside, got {note:?}");
     };
-    assert!(error.contains("version 2"), "{error}");
+    assert!(error.contains("version 3"), "{error}");
     assert_corrupt_name(&moved_to, &path);
     assert!(state.is_empty());
 }
@@ -462,6 +462,6 @@ fn golden_file_on_disk() {
     store.save(&state).unwrap();
     assert_eq!(
         fs::read_to_string(&path).unwrap(),
-        "{\"version\":1,\"files\":[{\"fid\":\"1a2b-00ff00ff00ff00ff\",\"path\":\"/var/log/app/app.log\",\"offset\":12345,\"updated\":\"2026-11-25T12:00:00.000000Z\"}]}\n"
+        "{\"version\":2,\"files\":[{\"fid\":\"1a2b-00ff00ff00ff00ff\",\"path\":\"/var/log/app/app.log\",\"offset\":12345,\"updated\":\"2026-11-25T12:00:00.000000Z\"}]}\n"
     );
 }

@@ -26,6 +26,13 @@ pub struct Config {
     pub batch_max_bytes: usize,
     pub read_buffer_bytes: usize,
     pub poll_interval: Duration,
+    /// A file renamed or deleted away stays open and is re-read until it has not grown
+    /// for this long.
+    pub rotate_wait: Duration,
+    /// Most files held open at once (clamped below the process's descriptor limit).
+    pub max_open_files: usize,
+    /// A file that has not grown for this long is closed, its position kept.
+    pub close_inactive: Duration,
     pub target: RedisTarget,
     pub mode: Mode,
     /// Longest time a batch in flight keeps retrying after SIGTERM before the
@@ -62,6 +69,12 @@ impl Config {
         }
         if self.batch_max_bytes == 0 {
             return fail("the batch byte limit is 0".into());
+        }
+        if self.max_open_files < 2 {
+            return fail(format!(
+                "max open files {} is below 2",
+                self.max_open_files
+            ));
         }
         if self.checkpoint_every_lines == 0 {
             return fail("checkpoint every 0 lines".into());
@@ -107,6 +120,9 @@ mod tests {
             batch_max_bytes: 1 << 20,
             read_buffer_bytes: 256 * 1024,
             poll_interval: Duration::from_millis(250),
+            rotate_wait: Duration::from_secs(5),
+            max_open_files: 256,
+            close_inactive: Duration::from_secs(300),
             target: RedisTarget::new("redis://127.0.0.1:6379"),
             mode: Mode::Stream {
                 key: "redtail:logs".into(),

@@ -1,13 +1,26 @@
 //! Tail events turned into logs and metrics, in one place (the tail crate never logs).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use redtail_tail::{FileId, TailEvents};
+use redtail_tail::{FileId, LossReason, TailEvents};
 
 use crate::Metrics;
 
 pub(crate) struct WatcherEvents {
     pub metrics: Metrics,
+    /// Unix second of the last descriptor-pressure warning (logged at most every 10 s).
+    pub pressure_logged: AtomicU64,
+}
+
+impl WatcherEvents {
+    pub fn new(metrics: Metrics) -> Self {
+        Self {
+            metrics,
+            pressure_logged: AtomicU64::new(0),
+        }
+    }
 }
 
 impl TailEvents for WatcherEvents {
@@ -32,12 +45,42 @@ impl TailEvents for WatcherEvents {
 
     fn found_rotated(&self, from: &Path, now_at: &Path, id: &FileId) {
         self.metrics.rotations.inc();
-        tracing::info!(from = %from.display(), now_at = %now_at.display(), fid = %id, "File rotated while the watcher was down; finishing it first.");
+        tracing::info!(from = %from.display(), now_at = %now_at.display(), fid = %id, "File moved while the watcher was down; finishing it first.");
     }
 
-    fn file_lost(&self, path: &Path, id: &FileId, offset: u64) {
-        self.metrics.files_lost.inc();
-        tracing::error!(path = %path.display(), fid = %id, offset, "Checkpointed file not found any more; its unread lines are lost.");
+    fn file_lost(&self, path: &Path, id: &FileId, offset: u64, unread: u64, reason: LossReason) {
+        self.metrics
+            .files_lost
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        self.metrics.lost_bytes.inc_by(unread);
+        tracing::error!(path = %path.display(), fid = %id, offset, unread_bytes = unread, reason = reason.as_str(), "Bytes of this file can no longer be read; they are lost.");
+    }
+
+    fn file_finished(&self, path: &Path, id: &FileId, end: u64) {
+        tracing::info!(path = %path.display(), fid = %id, end, "File read to its end and gone; forgotten.");
+    }
+
+    fn descriptor_pressure(&self, path: &Path, error: Option<&std::io::Error>) {
+        self.metrics.descriptor_pressure.inc();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.pressure_logged.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .pressure_logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let error = error.map(ToString::to_string).unwrap_or_else(|| "REDTAIL_MAX_OPEN_FILES reached".into());
+            tracing::warn!(path = %path.display(), %error, "Out of file descriptors; opening deferred (raise REDTAIL_MAX_OPEN_FILES / the open-file limit, or lower REDTAIL_CLOSE_INACTIVE_MS).");
+        }
+    }
+
+    fn compressed_skipped(&self, path: &Path) {
+        self.metrics.compressed_skipped.inc();
+        tracing::debug!(path = %path.display(), "Compressed rotation seen; not read.");
     }
 
     fn read_error(&self, path: &Path, error: &std::io::Error) {

@@ -16,6 +16,7 @@ mod reader;
 mod state;
 mod writer;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,28 +64,15 @@ pub async fn run(
     let last_write = Arc::new(AtomicU64::new(now_ms()));
     readiness.set_ok(READY_CHECKPOINT);
 
-    let known = known_files(&checkpoint);
-    let events = Arc::new(events::WatcherEvents {
-        metrics: metrics.clone(),
-    });
-    let tail_config = TailConfig {
-        pattern: config.log_path.clone(),
-        start_at: config.start_at,
-        max_line_bytes: config.max_line_bytes,
-        read_buffer_bytes: config.read_buffer_bytes,
-        poll_interval: config.poll_interval,
-    };
-    let mut tailer = Tailer::new(tail_config, known, events)?;
+    let events = Arc::new(events::WatcherEvents::new(metrics.clone()));
     let mut publisher =
         Publisher::new(Connection::new(config.target.clone())?, config.mode.clone());
 
-    // Resume each file from the larger of the checkpoint and Redis's offset.
-    let files = tailer.files();
-    let fids: Vec<String> = files.iter().map(|(id, _, _)| id.to_string()).collect();
+    // Redis is the authoritative record of what was published: every file it knows
+    // for this source joins the checkpoint's, each at the larger of the two offsets.
     let Some(redis_offsets) = fetch_offsets(
         &mut publisher,
         &config.source,
-        &fids,
         &redis_up,
         &readiness,
         &liveness,
@@ -94,12 +82,22 @@ pub async fn run(
     else {
         return Ok(()); // shut down before Redis ever answered: nothing was read
     };
-    for ((id, path, position), redis) in files.iter().zip(redis_offsets) {
-        if let Some(redis) = redis.filter(|r| r > position) {
-            tracing::info!(path = %path.display(), fid = %id, checkpoint = position, redis, "Redis has more committed than the checkpoint; resuming from Redis.");
-            tailer.advance_to(id, redis);
-        }
-    }
+    let fresh_start =
+        matches!(note, LoadNote::Fresh) && checkpoint.is_empty() && redis_offsets.is_empty();
+    let known = known_files(&checkpoint, &redis_offsets);
+    let tail_config = TailConfig {
+        pattern: config.log_path.clone(),
+        start_at: config.start_at,
+        max_line_bytes: config.max_line_bytes,
+        read_buffer_bytes: config.read_buffer_bytes,
+        poll_interval: config.poll_interval,
+        rotate_wait: config.rotate_wait,
+        max_open_files: open_file_budget(config.max_open_files),
+        close_inactive: config.close_inactive,
+        birth_time: true,
+        fresh_start,
+    };
+    let tailer = Tailer::new(tail_config, known, events)?;
 
     let state = CommitState::default();
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
@@ -137,7 +135,7 @@ pub async fn run(
     let mut pipeline = Pipeline {
         source: config.source.clone(),
         publisher,
-        finished: Vec::new(),
+        forget: Vec::new(),
         writer: Some(writer),
         checkpoint,
         policy: FlushPolicy::new(config.checkpoint_every_lines, config.checkpoint_interval),
@@ -182,44 +180,89 @@ fn log_load_note(config: &Config, note: &LoadNote) {
     }
 }
 
-fn known_files(checkpoint: &redtail_checkpoint::Checkpoint) -> Vec<KnownFile> {
-    checkpoint
-        .files
-        .iter()
-        .filter_map(|(fid, entry)| match fid.parse::<FileId>() {
-            Ok(id) => Some(KnownFile {
-                id,
-                path: entry.path.clone(),
-                offset: entry.offset,
-            }),
-            Err(_) => {
-                tracing::warn!(
-                    fid,
-                    "Ignoring a checkpoint entry with an unreadable file id."
+/// What is known of this source: the checkpoint's files and Redis's, each at the larger
+/// of the two offsets (a check or size recorded for a smaller offset is dropped or
+/// raised accordingly).
+fn known_files(
+    checkpoint: &redtail_checkpoint::Checkpoint,
+    redis: &[(String, u64)],
+) -> Vec<KnownFile> {
+    let mut known: BTreeMap<String, KnownFile> = BTreeMap::new();
+    for (fid, entry) in &checkpoint.files {
+        match fid.parse::<FileId>() {
+            Ok(id) => {
+                known.insert(
+                    fid.clone(),
+                    KnownFile {
+                        id,
+                        path: entry.path.clone(),
+                        offset: entry.offset,
+                        size: entry.size,
+                        check: entry.check,
+                    },
                 );
-                None
             }
-        })
-        .collect()
+            Err(_) => tracing::warn!(fid, "Ignoring a checkpoint entry with an unreadable file id."),
+        }
+    }
+    for (fid, offset) in redis {
+        match known.get_mut(fid) {
+            Some(k) if *offset > k.offset => {
+                tracing::info!(path = %k.path.display(), fid, checkpoint = k.offset, redis = offset, "Redis has more committed than the checkpoint; resuming from Redis.");
+                k.offset = *offset;
+                k.check = None;
+                k.size = k.size.map(|s| s.max(*offset));
+            }
+            Some(_) => {}
+            None => match fid.parse::<FileId>() {
+                Ok(id) => {
+                    known.insert(fid.clone(), KnownFile::offset_only(id, *offset));
+                }
+                Err(_) => tracing::warn!(fid, "Ignoring a Redis offset with an unreadable file id."),
+            },
+        }
+    }
+    known.into_values().collect()
 }
 
-/// Register the stream (cluster) and HMGET the Redis-side offsets, retrying until Redis
+/// `wanted` files open at most, but never so many that the process runs out of
+/// descriptors for its sockets, the directory listing and the admin server.
+fn open_file_budget(wanted: usize) -> usize {
+    const RESERVED: u64 = 64;
+    let Some(limit) = soft_open_file_limit() else {
+        return wanted;
+    };
+    let room = usize::try_from(limit.saturating_sub(RESERVED).max(2)).unwrap_or(usize::MAX);
+    if wanted > room {
+        tracing::warn!(wanted, limit, using = room, "REDTAIL_MAX_OPEN_FILES is above what the open-file limit leaves room for; using less.");
+        return room;
+    }
+    wanted
+}
+
+/// The soft `RLIMIT_NOFILE`, from /proc (no unsafe code needed).
+fn soft_open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Register the stream (cluster) and read every Redis-side offset of the source, retrying until Redis
 /// answers. None = shutdown first.
 async fn fetch_offsets(
     publisher: &mut Publisher,
     source: &str,
-    fids: &[String],
     redis_up: &IntGauge,
     readiness: &Readiness,
     liveness: &Liveness,
     shutdown: &Shutdown,
-) -> Result<Option<Vec<Option<u64>>>, WatcherError> {
+) -> Result<Option<Vec<(String, u64)>>, WatcherError> {
     let mut backoff = Backoff::default();
     loop {
         let attempt = async {
             // Cluster: make the stream findable before its first line (no-op otherwise).
             publisher.register(source).await?;
-            publisher.committed_offsets(source, fids).await
+            publisher.source_offsets(source).await
         };
         match attempt.await {
             Ok(offsets) => {

@@ -1,5 +1,6 @@
 //! The watcher's Prometheus metrics (names fixed by INTERFACE.md).
 
+use redtail_tail::LossReason;
 use prometheus::{
     exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
@@ -23,7 +24,10 @@ pub struct Metrics {
     pub rotations: IntCounter,
     pub truncations: IntCounter,
     pub oversized_lines: IntCounter,
-    pub files_lost: IntCounter,
+    pub files_lost: IntCounterVec,
+    pub lost_bytes: IntCounter,
+    pub descriptor_pressure: IntCounter,
+    pub compressed_skipped: IntCounter,
     pub read_errors: IntCounter,
     pub files_tracked: IntGauge,
     pub batch_lines: Histogram,
@@ -125,9 +129,33 @@ impl Metrics {
                 "redtail_watcher_oversized_lines_total",
                 "Lines cut at REDTAIL_MAX_LINE_BYTES.",
             )?,
-            files_lost: counter(
-                "redtail_watcher_files_lost_total",
-                "Checkpointed files that could not be found again (their unread lines are lost).",
+            files_lost: {
+                let vec = register(
+                    registry,
+                    IntCounterVec::new(
+                        Opts::new(
+                            "redtail_watcher_files_lost_total",
+                            "Files with bytes that can no longer be read (deleted or truncated before they were read, or compressed), by reason.",
+                        ),
+                        &["reason"],
+                    )?,
+                )?;
+                for reason in [LossReason::Deleted, LossReason::Truncated, LossReason::Compressed] {
+                    vec.with_label_values(&[reason.as_str()]);
+                }
+                vec
+            },
+            lost_bytes: counter(
+                "redtail_watcher_lost_bytes_total",
+                "Bytes that can no longer be read (the sum over redtail_watcher_files_lost_total).",
+            )?,
+            descriptor_pressure: counter(
+                "redtail_watcher_descriptor_pressure_total",
+                "Opens deferred for want of file descriptors (REDTAIL_MAX_OPEN_FILES or the process limit); retried.",
+            )?,
+            compressed_skipped: counter(
+                "redtail_watcher_compressed_rotations_total",
+                "Compressed rotations (app.log.2.gz) seen; they are not read.",
             )?,
             read_errors: counter(
                 "redtail_watcher_read_errors_total",

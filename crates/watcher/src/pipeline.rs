@@ -25,8 +25,9 @@ pub(crate) fn now_ms() -> u64 {
 pub(crate) struct Pipeline {
     pub source: String,
     pub publisher: Publisher,
-    /// Files the tailer finished whose checkpoint entries wait for a successor.
-    pub finished: Vec<String>,
+    /// Files whose content is gone for good: their Redis offsets are deleted after the
+    /// next successful publish (hygiene; a failure only leaves a stale field).
+    pub forget: Vec<String>,
     /// Writes the checkpoint file in the background; `None` once finished.
     pub writer: Option<CheckpointWriter>,
     pub checkpoint: Checkpoint,
@@ -82,7 +83,12 @@ impl Pipeline {
 
     async fn handle(&mut self, item: TailItem, shutdown: &Shutdown) -> Result<(), WatcherError> {
         match item {
-            TailItem::Opened { id, path, offset } => {
+            TailItem::Opened {
+                id,
+                path,
+                location,
+                offset,
+            } => {
                 self.state.opened(&path, id, offset);
                 self.state.update_gauges(&self.metrics);
                 self.metrics.files_tracked.set(self.state.tracked() as i64);
@@ -91,29 +97,36 @@ impl Pipeline {
                 // lets the restart find it among the siblings and finish it. (A new
                 // generation at 0 matters too: without it a restart would take the file
                 // for generation 0, whose Redis offset would hide its lines.)
-                self.checkpoint.commit(&id.to_string(), &path, offset);
-                // Finished files are dropped only now that a newer file is recorded, so
-                // the checkpoint never goes empty between a rotation and the next file.
-                for finished in self.finished.drain(..) {
-                    self.checkpoint.remove(&finished);
-                }
+                self.checkpoint.commit(&id.to_string(), &location, offset);
                 self.policy.note_committed(1);
             }
             TailItem::Lines(batch) => {
                 if let Some(committed) = self.publish(&batch, shutdown).await? {
                     self.state.committed(&batch.path, batch.id, committed);
-                    self.checkpoint
-                        .commit(&batch.id.to_string(), &batch.path, committed);
+                    // The check describes the bytes before the batch's end; Redis may
+                    // hold more (a restart from an older checkpoint): then no check.
+                    let check = (committed == batch.end()).then_some(batch.check);
+                    self.checkpoint.record(
+                        &batch.id.to_string(),
+                        &batch.location,
+                        committed,
+                        Some(batch.size.max(committed)),
+                        check,
+                    );
                     self.policy.note_committed(batch.lines.len() as u64);
+                    self.forget_gone().await;
                 }
             }
-            TailItem::Finished { id, path, end } => {
-                tracing::debug!(path = %path.display(), fid = %id, end, "File finished.");
-                // Removed from the checkpoint at the next Opened (see there): dropping
-                // it now could leave an empty checkpoint if the watcher stops before the
-                // next file is recorded, and a restart would then not look for that
-                // file among the rotated siblings.
-                self.finished.push(id.to_string());
+            TailItem::Finished { id, path, end, gone } => {
+                tracing::debug!(path = %path.display(), fid = %id, end, gone, "File finished.");
+                // Every line of it was handed out before this item, and the tailer
+                // never hands this identity out again: its entry can go.
+                let fid = id.to_string();
+                self.checkpoint.remove(&fid);
+                if gone {
+                    self.forget.push(fid);
+                }
+                self.policy.note_committed(1);
             }
         }
         Ok(())
@@ -255,21 +268,24 @@ impl Pipeline {
         self.policy.flushed(Instant::now());
     }
 
+    /// Delete the Redis offsets of contents that are gone (after a publish proved Redis
+    /// answers). Best effort: a failure keeps them for the next try.
+    async fn forget_gone(&mut self) {
+        if self.forget.is_empty() {
+            return;
+        }
+        if self
+            .publisher
+            .forget_all(&self.source, &self.forget)
+            .await
+            .is_ok()
+        {
+            self.forget.clear();
+        }
+    }
+
     /// Shutdown: write the final state and wait until it is on disk.
     pub async fn finish(&mut self) {
-        // Finished files with no successor recorded yet: drop them only if something
-        // else keeps the checkpoint non-empty (see `handle`).
-        let finished = &self.finished;
-        if self
-            .checkpoint
-            .files
-            .keys()
-            .any(|fid| !finished.contains(fid))
-        {
-            for finished in self.finished.drain(..) {
-                self.checkpoint.remove(&finished);
-            }
-        }
         if let Some(writer) = self.writer.take() {
             writer.finish(&self.checkpoint).await;
         }

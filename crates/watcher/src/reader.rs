@@ -31,6 +31,38 @@ pub(crate) struct ReadLimits {
     pub poll_interval: Duration,
 }
 
+/// Hand `item` to the publisher. While the channel is full (Redis slow or down) keep
+/// looking at the files, so that files rotated during the stall are found and held
+/// open before the application deletes them; memory stays bounded (the tailer only
+/// opens, it reads nothing while the channel is full). False: the publisher is gone.
+fn send(
+    tx: &mpsc::Sender<TailItem>,
+    item: TailItem,
+    tailer: &mut Tailer,
+    limits: &ReadLimits,
+    stop: &AtomicBool,
+) -> bool {
+    let mut item = item;
+    loop {
+        match tx.try_send(item) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                if stop.load(Ordering::Acquire) {
+                    // Shutting down: the publisher drains; block for the slot.
+                    return tx.blocking_send(back).is_ok();
+                }
+                item = back;
+                tailer.wait(limits.poll_interval.min(STALL_LOOK));
+                tailer.discover();
+            }
+        }
+    }
+}
+
+/// How often a stalled reader looks at the files at most.
+const STALL_LOOK: Duration = Duration::from_millis(50);
+
 impl Reader {
     /// Starts the thread. It ends when `stop` is called or the receiver is dropped.
     pub fn spawn(
@@ -47,7 +79,7 @@ impl Reader {
                 while !thread_stop.load(Ordering::Acquire) {
                     match tailer.next_item(limits.max_lines, limits.max_bytes) {
                         Ok(Some(item)) => {
-                            if tx.blocking_send(item).is_err() {
+                            if !send(&tx, item, &mut tailer, &limits, &thread_stop) {
                                 return; // publisher gone: shutting down
                             }
                         }
