@@ -251,6 +251,35 @@ impl Publisher {
         result.map_err(|e| self.conn.on_error(e))
     }
 
+    /// Raise a file's committed offset to `offset` without publishing (a copy continued
+    /// where its original ended, a file skipped on purpose): Redis alone must know where
+    /// to resume. Never lowers it.
+    pub async fn raise_offset(
+        &mut self,
+        source: &str,
+        fid: &str,
+        offset: u64,
+    ) -> Result<(), BusError> {
+        const RAISE: &str = "local c = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') \
+            if tonumber(ARGV[2]) > c then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end \
+            return 1";
+        let key = self.offsets_key(source);
+        let result: Result<(), BusError> = async {
+            let mut conn = self.conn.get().await?;
+            let _: i64 = redis::cmd("EVAL")
+                .arg(RAISE)
+                .arg(1)
+                .arg(&key)
+                .arg(Self::offsets_field(source, fid))
+                .arg(offset)
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        }
+        .await;
+        result.map_err(|e| self.conn.on_error(e))
+    }
+
     /// Remove the committed offsets of files whose content is gone for good (deleted or
     /// truncated and read to their end), so the hash does not grow with every rotation.
     pub async fn forget_all(&mut self, source: &str, fids: &[String]) -> Result<(), BusError> {

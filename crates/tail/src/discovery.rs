@@ -296,7 +296,12 @@ mod tests {
             .scan(true)
             .unwrap()
             .into_iter()
-            .map(|c| (c.path.file_name().unwrap().to_string_lossy().into_owned(), c.place))
+            .map(|c| {
+                (
+                    c.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    c.place,
+                )
+            })
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
@@ -352,7 +357,13 @@ mod tests {
 
     #[test]
     fn rotation_suffixes() {
-        for ok in [".1", "-20261202", ".2026-12-02", "-20261202-1764633600", "_1.2"] {
+        for ok in [
+            ".1",
+            "-20261202",
+            ".2026-12-02",
+            "-20261202-1764633600",
+            "_1.2",
+        ] {
             assert!(is_rotation_suffix(ok), "{ok}");
         }
         for bad in ["", ".", ".x", "1", ".1a", "-T1", ".old"] {

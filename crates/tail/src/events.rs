@@ -21,7 +21,15 @@ pub trait TailEvents: Send + Sync {
     fn found_rotated(&self, _from: &Path, _now_at: &Path, _id: &FileId) {}
     /// Bytes that cannot be read any more: `unread` bytes after `offset` of the file
     /// (deleted or truncated before they were read, or rotated into a compressed file).
-    fn file_lost(&self, _path: &Path, _id: &FileId, _offset: u64, _unread: u64, _reason: LossReason) {}
+    fn file_lost(
+        &self,
+        _path: &Path,
+        _id: &FileId,
+        _offset: u64,
+        _unread: u64,
+        _reason: LossReason,
+    ) {
+    }
     /// A file was read to its end and is gone from every path the tailer looks at: its
     /// identity is forgotten.
     fn file_finished(&self, _path: &Path, _id: &FileId, _end: u64) {}

@@ -53,7 +53,8 @@ pub(crate) struct Tracked {
     pub finished: bool,
     /// A copy of another file's content (copy-truncate): decided when that file is
     /// truncated or gone, or when the rotate wait runs out.
-    pub copy_of: Option<(FileId, Instant)>,
+    /// (source identity, since when, the offset up to which both were found equal).
+    pub copy_of: Option<(FileId, Instant, u64)>,
     /// Forgotten; removed from the tailer's list at the next call.
     pub retired: bool,
     /// Something may be readable (grew, a modify event, or the last batch hit a limit).
@@ -145,6 +146,26 @@ impl Tracked {
         let Some(id) = self.id else { return Ok(false) };
         let head = read_head(self.file()?)?;
         Ok(head.len() < self.fp_len || fnv1a64(&head[..self.fp_len]) != id.fingerprint)
+    }
+
+    /// Whether the candidate `c` (same device and inode) is another file: this one is
+    /// closed, so the kernel may have reused its inode, and `c` was born at another time.
+    pub fn replaced_by(&self, c: &Candidate) -> bool {
+        !self.is_open() && self.birth != 0 && c.birth != 0 && self.birth != c.birth
+    }
+
+    /// After reopening: whether the content read so far is still there (first line and
+    /// the bytes before the next offset).
+    pub fn content_changed(&self) -> bool {
+        if self.fingerprint_changed().unwrap_or(true) {
+            return true;
+        }
+        let next = self.framer.next_offset();
+        let len = self.fstat().map_or(0, |(len, _)| len);
+        if len < next {
+            return true;
+        }
+        next > 0 && self.check_at(next).map_or(true, |c| c != self.check)
     }
 
     /// [`check_hash`] of this file at `end` (needs `end <= size`).

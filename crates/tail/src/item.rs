@@ -69,12 +69,16 @@ impl Batch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TailItem {
     /// The tailer starts delivering this file from `offset`; comes once per file,
-    /// before its first lines.
+    /// before its first lines. An offset above 0 (a copy continued where its original
+    /// ended, a file skipped on purpose) must be recorded in Redis too, not only in the
+    /// checkpoint: after a lost checkpoint Redis alone says where to resume.
     Opened {
         id: FileId,
         path: Arc<Path>,
         location: Arc<Path>,
         offset: u64,
+        /// [`crate::check_hash`] of the bytes before `offset` (0 at offset 0).
+        check: u64,
     },
     /// 1..=max_lines complete lines of one file, in file order.
     Lines(Batch),

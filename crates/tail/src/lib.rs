@@ -22,12 +22,16 @@ mod signal;
 mod tailer;
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tailer_tests;
 
 pub use config::{KnownFile, StartAt, TailConfig};
 pub use error::TailError;
 pub use events::{LossReason, NoEvents, TailEvents};
-pub use id::{check_hash, check_of, fingerprint, fnv1a64, FileId, CHECK_BYTES, FINGERPRINT_MAX_BYTES};
+pub use id::{
+    check_hash, check_of, fingerprint, fnv1a64, FileId, CHECK_BYTES, FINGERPRINT_MAX_BYTES,
+};
 pub use item::{Batch, Line, TailItem};
 pub use signal::TailWaker;
 pub use tailer::Tailer;

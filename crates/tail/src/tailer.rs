@@ -36,9 +36,12 @@ const ENDED_KEEP: usize = 64;
 /// `copytruncate` copies before it truncates) continues where it ended.
 struct Ended {
     fingerprint: u64,
+    /// 0 when unknown (a known identity never opened in this run).
     fp_len: usize,
     end: u64,
-    check: u64,
+    /// `None` when only Redis knew the content (no check recorded): a copy is then
+    /// recognised by its first line and length alone.
+    check: Option<u64>,
 }
 
 /// Follows a file, or every file matching a glob, and their rotation sets.
@@ -316,6 +319,16 @@ impl Tailer {
                 continue;
             }
             match index.get(&key) {
+                // Closed, and the inode now holds a file born later: ours was deleted
+                // and its inode reused.
+                Some(&i) if self.files[i].replaced_by(&c) => {
+                    if !self.files[i].retired {
+                        self.retire(i, Some(LossReason::Deleted));
+                    }
+                    if !fresh.iter().any(|f| (f.dev, f.ino) == key) {
+                        fresh.push(c);
+                    }
+                }
                 Some(&i) if seen[i] && c.place != Place::Match => {}
                 Some(&i) => {
                     seen[i] = true;
@@ -331,12 +344,29 @@ impl Tailer {
                 self.went_outside(i, now, new_compressed);
             }
         }
+        let first_new = self.files.len();
         for c in fresh {
             self.add(c, now);
         }
+        // Files that are known identities first: a copy among the others is recognised
+        // only once the original's fate (truncated, gone) is settled.
+        let last_new = self.files.len();
+        for i in first_new..last_new {
+            if self.files[i].id.is_none() && self.is_known_inode(i) && self.ensure_open(i, now) {
+                self.resolve_step(i, now, true);
+            }
+        }
+        // After the first scan, what is known but nowhere to be found is gone (or at its
+        // last known place outside the directory) — settled before new files are, since
+        // a copy of a gone file continues it.
         if !self.scanned {
             self.scanned = true;
             self.settle_unresolved(now);
+        }
+        for i in first_new..last_new {
+            if self.files[i].id.is_none() && self.ensure_open(i, now) {
+                self.resolve_step(i, now, false);
+            }
         }
         self.settle_copies(now);
         self.close_idle(now);
@@ -369,15 +399,9 @@ impl Tailer {
         }
         let changed = c.mtime != f.mtime;
         f.mtime = c.mtime;
-        let regrown = changed
-            && f.is_open()
-            && match f.fingerprint_changed() {
-                Ok(changed) => changed,
-                Err(e) => {
-                    self.events.read_error(&f.label, &e);
-                    false
-                }
-            };
+        // Modified: is what was read still there (first line, and the bytes before the
+        // next offset)? Truncated and regrown past our offset between two looks, it is not.
+        let regrown = changed && f.is_open() && f.id.is_some() && f.content_changed();
         if c.len < f.framer.read_pos() || regrown {
             self.truncate(i, now, c.len);
         } else if c.len < f.size {
@@ -399,6 +423,12 @@ impl Tailer {
         }
         f.place = Place::Outside;
         f.dirty = true;
+        // Truncated (and maybe regrown) before it left: finish the old content first.
+        if f.is_open() && f.id.is_some() && f.content_changed() {
+            let len = f.fstat().map_or(0, |(len, _)| len);
+            self.truncate(i, now, len);
+        }
+        let f = &mut self.files[i];
         if !f.is_open() || f.finished {
             // Nothing more can be read through a handle: what was not read is lost.
             let reason = if new_compressed {
@@ -427,10 +457,13 @@ impl Tailer {
         self.files.push(f);
         let i = self.files.len() - 1;
         // Opened at once (within the budget), so that a deletion right after cannot take
-        // its bytes away.
-        if self.ensure_open(i, now) {
-            self.resolve(i, now);
-        }
+        // its bytes away; identified by the caller.
+        self.ensure_open(i, now);
+    }
+
+    fn is_known_inode(&self, i: usize) -> bool {
+        let ino = self.files[i].ino;
+        self.unresolved.iter().any(|k| k.id.ino == ino)
     }
 
     /// Known files no scan found: look where they were last seen (an old symlink target,
@@ -442,16 +475,14 @@ impl Tailer {
             .filter(|f| f.id.is_none())
             .map(|f| f.ino)
             .collect();
-        let (keep, leftovers): (Vec<KnownFile>, Vec<KnownFile>) = std::mem::take(&mut self.unresolved)
-            .into_iter()
-            .partition(|k| pending.contains(&k.id.ino));
+        let (keep, leftovers): (Vec<KnownFile>, Vec<KnownFile>) =
+            std::mem::take(&mut self.unresolved)
+                .into_iter()
+                .partition(|k| pending.contains(&k.id.ino));
         self.unresolved = keep;
         for k in leftovers {
             if let Some(c) = self.find_at_hint(&k) {
-                let label = self
-                    .pattern
-                    .plain_path()
-                    .unwrap_or_else(|| k.path.clone());
+                let label = self.pattern.plain_path().unwrap_or_else(|| k.path.clone());
                 let f = Tracked::new(&c, Arc::from(label.as_path()), &self.config, now);
                 self.files.push(f);
                 self.unresolved.push(k);
@@ -461,7 +492,7 @@ impl Tailer {
                 }
                 continue;
             }
-            self.known_gone(&k);
+            self.known_gone(&k, false);
         }
     }
 
@@ -475,22 +506,42 @@ impl Tailer {
         } else {
             0
         };
-        let same_inode =
-            meta.is_file() && meta.ino() == k.id.ino && (k.id.birth == 0 || birth == 0 || birth == k.id.birth);
+        let same_inode = meta.is_file()
+            && meta.ino() == k.id.ino
+            && (k.id.birth == 0 || birth == 0 || birth == k.id.birth);
         let tracked = self
             .files
             .iter()
             .any(|f| !f.retired && f.key() == (meta.dev(), meta.ino()));
         (same_inode && !tracked).then(|| {
-            Candidate::new(k.path.clone(), None, Place::Outside, &meta, self.config.birth_time)
+            Candidate::new(
+                k.path.clone(),
+                None,
+                Place::Outside,
+                &meta,
+                self.config.birth_time,
+            )
         })
     }
 
-    /// A known identity whose file is not there any more.
-    fn known_gone(&mut self, k: &KnownFile) {
+    /// A known identity whose file is not there any more (a copy of it found later, such
+    /// as copy-truncate's, continues where it ended).
+    /// `in_place`: its inode and birth time hold other content now (truncated in place,
+    /// copy-truncate's signature), so a copy with the same first line and at least its
+    /// length continues it even without a recorded check.
+    fn known_gone(&mut self, k: &KnownFile, in_place: bool) {
+        if k.check.is_some() || in_place {
+            self.remember_ended(k.id.fingerprint, 0, k.offset, k.check);
+        }
+        self.remember_retired(k.id);
         if let Some(size) = k.size.filter(|&s| s > k.offset) {
-            self.events
-                .file_lost(&k.path, &k.id, k.offset, size - k.offset, LossReason::Deleted);
+            self.events.file_lost(
+                &k.path,
+                &k.id,
+                k.offset,
+                size - k.offset,
+                LossReason::Deleted,
+            );
         }
         self.ready.push_back(TailItem::Finished {
             id: k.id,
@@ -503,6 +554,13 @@ impl Tailer {
     /// Settle the identity of an open file whose first line is complete: a known
     /// identity (resume), a copy of a known content (continue it), or a new file.
     fn resolve(&mut self, i: usize, now: Instant) {
+        self.resolve_step(i, now, false);
+    }
+
+    /// `known_only`: settle only whether the file is a known identity (resumed, or found
+    /// truncated); new content is decided in a second pass, once every known file's fate
+    /// is settled (a copy of one may be among the new files).
+    fn resolve_step(&mut self, i: usize, now: Instant, known_only: bool) {
         let f = &self.files[i];
         if f.id.is_some() || f.copy_of.is_some() {
             return;
@@ -538,14 +596,12 @@ impl Tailer {
                     self.events.found_rotated(&k.path, &f.location, &k.id);
                 }
                 f.start_at(k.id, k.offset);
-                self.drop_replaced(ino, now);
+                self.drop_replaced(ino, birth);
                 return;
             }
             // Truncated (or replaced by identical-looking content) while we were down.
             self.events.truncated(&f.label, &k.id, k.offset);
-            if let Some(check) = k.check {
-                self.remember_ended(k.id.fingerprint, fp_len, k.offset, check);
-            }
+            self.remember_ended(k.id.fingerprint, fp_len, k.offset, k.check);
             self.ready.push_back(TailItem::Finished {
                 id: k.id,
                 path: Arc::clone(&self.files[i].label),
@@ -554,13 +610,21 @@ impl Tailer {
             });
             self.files[i].previous = Some(k.id);
         }
-        self.drop_replaced(ino, now);
+        self.drop_replaced(ino, birth);
+        if known_only {
+            return;
+        }
 
-        if self.files[i].place != Place::Match && self.files[i].previous.is_none() {
+        if self.files[i].place != Place::Match {
             if let Some(source) = self.copy_source(i, fp, fp_len) {
                 match source {
-                    CopyOf::Live(id) => self.files[i].copy_of = Some((id, now)),
-                    CopyOf::Ended(end) => self.start_new(i, fp, end),
+                    CopyOf::Live(id, equal) => self.files[i].copy_of = Some((id, now, equal)),
+                    CopyOf::Ended(end, at) => {
+                        // One copy continues an ended content, not every file that
+                        // starts the same way.
+                        self.ended.remove(at);
+                        self.start_new(i, fp, end);
+                    }
                 }
                 return;
             }
@@ -586,7 +650,7 @@ impl Tailer {
 
     /// Known identities of an inode that now holds other content: replaced while we
     /// were down (a reused inode): gone.
-    fn drop_replaced(&mut self, ino: u64, _now: Instant) {
+    fn drop_replaced(&mut self, ino: u64, birth: u64) {
         let replaced: Vec<KnownFile> = self
             .unresolved
             .iter()
@@ -598,7 +662,8 @@ impl Tailer {
         }
         self.unresolved.retain(|k| k.id.ino != ino);
         for k in replaced {
-            self.known_gone(&k);
+            let in_place = k.id.birth == 0 || birth == 0 || k.id.birth == birth;
+            self.known_gone(&k, in_place);
         }
     }
 
@@ -623,12 +688,20 @@ impl Tailer {
             .filter(|id| id.same_content(&base))
             .map(|id| id.generation)
             .max();
-        let id = match collisions {
-            Some(generation) => FileId {
+        // Without a birth time, (inode, first line) is not unique over time: a reused
+        // inode with the same header would get a retired identity back, whose offset Redis
+        // may still hold. A generation (a timestamp, unique across restarts) makes every
+        // new content's identity new.
+        let id = match (collisions, base.birth) {
+            (Some(generation), _) => FileId {
                 generation: new_generation(generation),
                 ..base
             },
-            None => base,
+            (None, 0) => FileId {
+                generation: new_generation(0),
+                ..base
+            },
+            (None, _) => base,
         };
         let f = &mut self.files[i];
         f.copy_of = None;
@@ -640,26 +713,42 @@ impl Tailer {
     /// line and the same bytes before the position reached there.
     fn copy_source(&self, i: usize, fp: u64, fp_len: usize) -> Option<CopyOf> {
         let f = &self.files[i];
-        let same = |end: u64, check: u64| end > 0 && f.size >= end && f.check_at(end).ok() == Some(check);
-        for g in self.files.iter().filter(|g| !g.retired && g.key() != f.key()) {
-            if let Some(id) = g.id {
-                if id.fingerprint == fp && g.fp_len == fp_len && same(g.framer.next_offset(), g.check) {
-                    return Some(CopyOf::Live(id));
-                }
-            }
-        }
-        self.ended
+        // More than the first line must be equal: files that share only a header line
+        // are different files.
+        let same = |end: u64, check: Option<u64>| {
+            end > fp_len as u64
+                && f.size >= end
+                && check.is_none_or(|c| f.check_at(end).ok() == Some(c))
+        };
+        // Content that ended (truncated, gone) first: copy-truncate's copy continues it.
+        let ended = self
+            .ended
             .iter()
+            .enumerate()
             .rev()
-            .find(|e| e.fingerprint == fp && e.fp_len == fp_len && same(e.end, e.check))
-            .map(|e| CopyOf::Ended(e.end))
+            .find(|(_, e)| {
+                e.fingerprint == fp && (e.fp_len == 0 || e.fp_len == fp_len) && same(e.end, e.check)
+            })
+            .map(|(at, e)| CopyOf::Ended(e.end, at));
+        if ended.is_some() {
+            return ended;
+        }
+        self.files
+            .iter()
+            .filter(|g| !g.retired && g.key() != f.key())
+            .find_map(|g| {
+                let id = g.id?;
+                let end = g.framer.next_offset();
+                (id.fingerprint == fp && g.fp_len == fp_len && same(end, Some(g.check)))
+                    .then_some(CopyOf::Live(id, end))
+            })
     }
 
     /// Copies waiting for their source: once the source is truncated or gone, continue
     /// where it ended; a copy of a live file (a plain `cp`) holds nothing new.
     fn settle_copies(&mut self, now: Instant) {
         for i in 0..self.files.len() {
-            let Some((source, since)) = self.files[i].copy_of else {
+            let Some((source, since, equal)) = self.files[i].copy_of else {
                 continue;
             };
             if self.files[i].retired {
@@ -675,13 +764,30 @@ impl Tailer {
             };
             if live {
                 if now - since >= self.config.rotate_wait {
-                    let size = self.files[i].size;
-                    self.start_new(i, fp, size);
+                    // A plain copy of a live file: what the source holds too is shipped
+                    // from there; only what differs is the copy's own.
+                    let f = &self.files[i];
+                    let size = f.size;
+                    let prefix = self
+                        .files
+                        .iter()
+                        .find(|g| !g.retired && g.id == Some(source))
+                        .is_some_and(|g| {
+                            g.size >= size
+                                && size > 0
+                                && g.check_at(size)
+                                    .ok()
+                                    .is_some_and(|c| f.check_at(size).ok() == Some(c))
+                        });
+                    self.start_new(i, fp, if prefix { size } else { equal });
                 }
                 continue;
             }
             let end = match self.copy_source(i, fp, fp_len) {
-                Some(CopyOf::Ended(end)) => end,
+                Some(CopyOf::Ended(end, at)) => {
+                    self.ended.remove(at);
+                    end
+                }
                 _ => 0,
             };
             self.start_new(i, fp, end);
@@ -709,7 +815,7 @@ impl Tailer {
                     gone: true,
                 });
             }
-            self.remember_ended(id.fingerprint, fp_len, end, check);
+            self.remember_ended(id.fingerprint, fp_len, end, Some(check));
             self.files[i].previous = Some(id);
         }
         let f = &mut self.files[i];
@@ -723,7 +829,14 @@ impl Tailer {
         f.finished = false;
     }
 
-    fn remember_ended(&mut self, fingerprint: u64, fp_len: usize, end: u64, check: u64) {
+    fn remember_retired(&mut self, id: FileId) {
+        if self.retired.len() >= RETIRED_KEEP {
+            self.retired.pop_front();
+        }
+        self.retired.push_back(id);
+    }
+
+    fn remember_ended(&mut self, fingerprint: u64, fp_len: usize, end: u64, check: Option<u64>) {
         if self.ended.len() >= ENDED_KEEP {
             self.ended.pop_front();
         }
@@ -764,11 +877,8 @@ impl Tailer {
         }
         self.events.file_finished(&label, &id, end);
         let (fp_len, check) = (f.fp_len, f.check);
-        if self.retired.len() >= RETIRED_KEEP {
-            self.retired.pop_front();
-        }
-        self.retired.push_back(id);
-        self.remember_ended(id.fingerprint, fp_len, end, check);
+        self.remember_retired(id);
+        self.remember_ended(id.fingerprint, fp_len, end, Some(check));
         if self.files[i].opened_sent {
             self.ready.push_back(TailItem::Finished {
                 id,
@@ -795,8 +905,9 @@ impl Tailer {
                 let f = &mut self.files[i];
                 f.last_used = now;
                 self.unopenable.remove(&f.key());
-                // Closed while idle: it may have been truncated and regrown meanwhile.
-                if was_known && f.fingerprint_changed().unwrap_or(false) {
+                // Closed while idle: it may have been truncated and regrown meanwhile, or
+                // deleted and its inode reused by a file with the same first line.
+                if was_known && f.content_changed() {
                     let len = f.fstat().map_or(0, |(len, _)| len);
                     self.truncate(i, now, len);
                 }
@@ -807,7 +918,8 @@ impl Tailer {
                 false
             }
             Err(e) if is_out_of_descriptors(&e) => {
-                self.events.descriptor_pressure(&self.files[i].label, Some(&e));
+                self.events
+                    .descriptor_pressure(&self.files[i].label, Some(&e));
                 self.close_one_idle(i);
                 false
             }
@@ -902,6 +1014,7 @@ impl Tailer {
                 path: Arc::clone(&f.label),
                 location: Arc::clone(&f.location),
                 offset,
+                check: f.check,
             });
         }
         let before = f.size;
@@ -956,17 +1069,21 @@ impl Tailer {
             self.retire(i, None);
             return self.ready.pop_front();
         }
-        // Still in the rotation set: closed, and reopened if it ever grows again.
-        f.close();
+        // Still in the rotation set: kept open (its inode cannot be reused while we hold
+        // it) until it is idle for `close_inactive` or the budget needs the descriptor;
+        // read again if it ever grows.
+        f.framer.release();
         None
     }
 }
 
 enum CopyOf {
-    /// A file still being read holds the same content: wait for it to be truncated.
-    Live(FileId),
-    /// Content that ended (truncated, retired) at this offset: continue from there.
-    Ended(u64),
+    /// A file still being read holds the same content up to this offset: wait for it
+    /// to be truncated.
+    Live(FileId, u64),
+    /// Content that ended (truncated, retired) at this offset: continue from there
+    /// (and the index of that record, used once).
+    Ended(u64, usize),
 }
 
 fn is_out_of_descriptors(e: &io::Error) -> bool {

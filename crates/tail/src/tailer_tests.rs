@@ -478,9 +478,16 @@ fn rotated_while_down_found_among_siblings_in_order() {
     assert_eq!(
         describe(&drain(&mut t), &mut ids),
         [
-            "A open 3", "A a2@3-6", "B open 0", "B b1@0-3", "B b2@3-5",
+            "A open 3",
+            "A a2@3-6",
+            "B open 0",
+            "B b1@0-3",
+            "B b2@3-5",
             // A sibling the tailer never knew, after a start with knowledge: read from 0.
-            "C open 0", "C older, never known@0-19", "D open 0", "D c1@0-3"
+            "C open 0",
+            "C older, never known@0-19",
+            "D open 0",
+            "D c1@0-3"
         ]
     );
     assert!(rec.take().contains(&Ev::FoundRotated(

@@ -71,10 +71,7 @@ impl Config {
             return fail("the batch byte limit is 0".into());
         }
         if self.max_open_files < 2 {
-            return fail(format!(
-                "max open files {} is below 2",
-                self.max_open_files
-            ));
+            return fail(format!("max open files {} is below 2", self.max_open_files));
         }
         if self.checkpoint_every_lines == 0 {
             return fail("checkpoint every 0 lines".into());

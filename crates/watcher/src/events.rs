@@ -73,7 +73,9 @@ impl TailEvents for WatcherEvents {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            let error = error.map(ToString::to_string).unwrap_or_else(|| "REDTAIL_MAX_OPEN_FILES reached".into());
+            let error = error
+                .map(ToString::to_string)
+                .unwrap_or_else(|| "REDTAIL_MAX_OPEN_FILES reached".into());
             tracing::warn!(path = %path.display(), %error, "Out of file descriptors; opening deferred (raise REDTAIL_MAX_OPEN_FILES / the open-file limit, or lower REDTAIL_CLOSE_INACTIVE_MS).");
         }
     }

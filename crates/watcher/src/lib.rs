@@ -202,7 +202,10 @@ fn known_files(
                     },
                 );
             }
-            Err(_) => tracing::warn!(fid, "Ignoring a checkpoint entry with an unreadable file id."),
+            Err(_) => tracing::warn!(
+                fid,
+                "Ignoring a checkpoint entry with an unreadable file id."
+            ),
         }
     }
     for (fid, offset) in redis {
@@ -218,7 +221,9 @@ fn known_files(
                 Ok(id) => {
                     known.insert(fid.clone(), KnownFile::offset_only(id, *offset));
                 }
-                Err(_) => tracing::warn!(fid, "Ignoring a Redis offset with an unreadable file id."),
+                Err(_) => {
+                    tracing::warn!(fid, "Ignoring a Redis offset with an unreadable file id.")
+                }
             },
         }
     }
@@ -234,7 +239,12 @@ fn open_file_budget(wanted: usize) -> usize {
     };
     let room = usize::try_from(limit.saturating_sub(RESERVED).max(2)).unwrap_or(usize::MAX);
     if wanted > room {
-        tracing::warn!(wanted, limit, using = room, "REDTAIL_MAX_OPEN_FILES is above what the open-file limit leaves room for; using less.");
+        tracing::warn!(
+            wanted,
+            limit,
+            using = room,
+            "REDTAIL_MAX_OPEN_FILES is above what the open-file limit leaves room for; using less."
+        );
         return room;
     }
     wanted

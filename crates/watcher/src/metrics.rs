@@ -1,10 +1,10 @@
 //! The watcher's Prometheus metrics (names fixed by INTERFACE.md).
 
-use redtail_tail::LossReason;
 use prometheus::{
     exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
 };
+use redtail_tail::LossReason;
 use redtail_telemetry::metrics::register;
 
 /// Every counter and gauge the watcher exports. Cheap to clone (shared handles).

@@ -88,6 +88,7 @@ impl Pipeline {
                 path,
                 location,
                 offset,
+                check,
             } => {
                 self.state.opened(&path, id, offset);
                 self.state.update_gauges(&self.metrics);
@@ -97,7 +98,13 @@ impl Pipeline {
                 // lets the restart find it among the siblings and finish it. (A new
                 // generation at 0 matters too: without it a restart would take the file
                 // for generation 0, whose Redis offset would hide its lines.)
-                self.checkpoint.commit(&id.to_string(), &location, offset);
+                let fid = id.to_string();
+                if offset > 0 && !self.raise_offset(&fid, offset, shutdown).await? {
+                    // Shutdown ran out of patience: not recorded; read again after restart.
+                    return Ok(());
+                }
+                self.checkpoint
+                    .record(&fid, &location, offset, None, Some(check));
                 self.policy.note_committed(1);
             }
             TailItem::Lines(batch) => {
@@ -117,7 +124,12 @@ impl Pipeline {
                     self.forget_gone().await;
                 }
             }
-            TailItem::Finished { id, path, end, gone } => {
+            TailItem::Finished {
+                id,
+                path,
+                end,
+                gone,
+            } => {
                 tracing::debug!(path = %path.display(), fid = %id, end, gone, "File finished.");
                 // Every line of it was handed out before this item, and the tailer
                 // never hands this identity out again: its entry can go.
@@ -266,6 +278,47 @@ impl Pipeline {
             writer.request(&self.checkpoint);
         }
         self.policy.flushed(Instant::now());
+    }
+
+    /// Record in Redis that a file starts at `offset` (see [`TailItem::Opened`]), retrying
+    /// with backoff like a batch. False: shutdown gave up first.
+    async fn raise_offset(
+        &mut self,
+        fid: &str,
+        offset: u64,
+        shutdown: &Shutdown,
+    ) -> Result<bool, WatcherError> {
+        let mut backoff = Backoff::default();
+        let mut give_up_at: Option<Instant> = None;
+        loop {
+            match self.publisher.raise_offset(&self.source, fid, offset).await {
+                Ok(()) => return Ok(true),
+                Err(error) if error.is_retryable() => {
+                    self.metrics
+                        .publish_errors
+                        .with_label_values(&[error.reason()])
+                        .inc();
+                    if backoff.attempts() == 0 {
+                        tracing::warn!(%error, fid, "Recording a start offset failed; retrying with backoff.");
+                    }
+                }
+                Err(error) => return Err(WatcherError::Redis(error)),
+            }
+            if shutdown.is_triggered() {
+                let deadline =
+                    *give_up_at.get_or_insert_with(|| Instant::now() + self.shutdown_grace);
+                if Instant::now() >= deadline {
+                    return Ok(false);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+                _ = shutdown.wait(), if give_up_at.is_none() => {
+                    give_up_at = Some(Instant::now() + self.shutdown_grace);
+                }
+            }
+            self.liveness.beat();
+        }
     }
 
     /// Delete the Redis offsets of contents that are gone (after a publish proved Redis
