@@ -113,7 +113,9 @@ fn drain(
                     ));
                 }
             }
-            Some(TailItem::Finished { .. }) => panic!("the file was not rotated"),
+            Some(TailItem::Finished { .. }) | Some(TailItem::Deleted { .. }) => {
+                panic!("the file was not rotated")
+            }
             None if reached >= want_end => return,
             None => {
                 assert!(
@@ -159,7 +161,7 @@ proptest! {
                     let offset = got.last().map_or(0, |l| l.1);
                     tailer = Tailer::new(
                         tail_config(&path, max_line, read_buf),
-                        vec![KnownFile { id: fid, path: path.clone(), offset, size: None, check: None }],
+                        vec![KnownFile { id: fid, path: path.clone(), offset, size: None, check: None, deleted: false }],
                         Arc::new(NoEvents),
                     ).unwrap();
                     id = None;

@@ -79,6 +79,8 @@ struct EntryV2 {
     size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     check: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
     #[serde(serialize_with = "ser_micros", deserialize_with = "de_rfc3339")]
     updated: DateTime<Utc>,
 }
@@ -96,6 +98,7 @@ impl DocV2 {
                     offset: e.offset,
                     size: e.size,
                     check: e.check,
+                    deleted: e.deleted,
                     updated: e.updated,
                 })
                 .collect(),
@@ -111,6 +114,7 @@ impl DocV2 {
                     offset: e.offset,
                     size: e.size,
                     check: e.check,
+                    deleted: e.deleted,
                     updated: e.updated,
                 },
             )
@@ -128,6 +132,7 @@ impl DocV1 {
                     offset: e.offset,
                     size: None,
                     check: None,
+                    deleted: false,
                     updated: e.updated,
                 },
             )

@@ -19,6 +19,9 @@ pub struct FileEntry {
     /// Hash of the bytes just before `offset` (the tail crate's check), if known: tells the
     /// same content from new content with the same first line at a restart.
     pub check: Option<u64>,
+    /// The file was deleted (it is still being read through a handle): after a restart
+    /// it cannot be found again, and no file on its inode is it.
+    pub deleted: bool,
     /// When `offset` last moved (microsecond precision, the precision stored on disk, so that a
     /// state survives a save/load round trip unchanged).
     pub updated: DateTime<Utc>,
@@ -109,10 +112,18 @@ impl Checkpoint {
                         offset,
                         size,
                         check,
+                        deleted: false,
                         updated: now,
                     },
                 );
             }
+        }
+    }
+
+    /// The file was deleted while it is still being read (see [`FileEntry::deleted`]).
+    pub fn mark_deleted(&mut self, fid: &str) {
+        if let Some(entry) = self.files.get_mut(fid) {
+            entry.deleted = true;
         }
     }
 

@@ -97,6 +97,8 @@ pub struct KnownFile {
     /// [`crate::check_hash`] of the bytes just before `offset`, if known: tells the same
     /// content from new content of the same length and first line.
     pub check: Option<u64>,
+    /// It was deleted while being read: no file found later is it.
+    pub deleted: bool,
 }
 
 impl KnownFile {
@@ -108,6 +110,7 @@ impl KnownFile {
             offset,
             size: None,
             check: None,
+            deleted: false,
         }
     }
 }

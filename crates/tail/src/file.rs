@@ -57,6 +57,8 @@ pub(crate) struct Tracked {
     pub copy_of: Option<(FileId, Instant, u64)>,
     /// Forgotten; removed from the tailer's list at the next call.
     pub retired: bool,
+    /// `Deleted` was handed out for `id`.
+    pub deleted_sent: bool,
     /// Something may be readable (grew, a modify event, or the last batch hit a limit).
     pub dirty: bool,
     /// [`check_hash`] at `framer.next_offset()`.
@@ -91,6 +93,7 @@ impl Tracked {
             finished: false,
             copy_of: None,
             retired: false,
+            deleted_sent: false,
             dirty: true,
             check: 0,
         }
@@ -193,6 +196,7 @@ impl Tracked {
     /// Start (or restart) delivering at `offset`, a line start.
     pub fn start_at(&mut self, id: FileId, offset: u64) {
         self.id = Some(id);
+        self.deleted_sent = false;
         self.framer.reset(offset);
         self.opened_sent = false;
         self.check = if offset == 0 {
@@ -234,7 +238,14 @@ impl Tracked {
                 .handle
                 .as_ref()
                 .ok_or_else(|| io::Error::other("file not open"))?;
-            let n = match self.framer.fill(|buf, pos| file.read_at(buf, pos)) {
+            // What the last look saw, plus slack for what was written since.
+            let want = usize::try_from(self.size.saturating_sub(self.framer.read_pos()))
+                .unwrap_or(usize::MAX)
+                .saturating_add(4096);
+            let n = match self
+                .framer
+                .fill_upto(want, |buf, pos| file.read_at(buf, pos))
+            {
                 Ok(n) => n,
                 // Hand out what we have; the error comes back on the next call.
                 Err(_) if !batch.is_empty() => break,

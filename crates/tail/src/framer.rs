@@ -205,8 +205,20 @@ impl Framer {
     /// Read once more from the file. Call only after [`Framer::peek`] returned `None`:
     /// that is what bounds the buffer (nothing complete is left in it).
     /// Returns the number of bytes read; 0 = end of file for now.
+    #[cfg(test)]
     pub fn fill(
         &mut self,
+        read_at: impl FnMut(&mut [u8], u64) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.fill_upto(usize::MAX, read_at)
+    }
+
+    /// [`Framer::fill`] reading at most `want` bytes (at least a page): a small file is
+    /// read with a small buffer, so a thousand small files never cost a thousand full
+    /// read buffers.
+    pub fn fill_upto(
+        &mut self,
+        want: usize,
         mut read_at: impl FnMut(&mut [u8], u64) -> io::Result<usize>,
     ) -> io::Result<usize> {
         if self.start > 0 {
@@ -215,9 +227,10 @@ impl Framer {
             self.start = 0;
         }
         let len = self.buf.len();
+        let size = self.read_size.min(want.max(4096));
         // reserve_exact: the default doubling growth would break the memory bound.
-        self.buf.reserve_exact(self.read_size);
-        self.buf.resize(len + self.read_size, 0);
+        self.buf.reserve_exact(size);
+        self.buf.resize(len + size, 0);
         let result = loop {
             match read_at(&mut self.buf[len..], self.read_pos) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -82,6 +82,9 @@ pub enum TailItem {
     },
     /// 1..=max_lines complete lines of one file, in file order.
     Lines(Batch),
+    /// The file was deleted; it is still read to its end through the handle held. Recorded
+    /// so that a restart never takes a new file on the same inode for it.
+    Deleted { id: FileId },
     /// No more lines will come under this id: the file was read to its end and is gone
     /// from every path the tailer looks at, or its content was truncated. The caller
     /// drops its checkpoint entry. Also sent, without a prior `Opened`, for a known id

@@ -103,6 +103,7 @@ impl Pipeline {
                     offset,
                     size: None,
                     check: Some(check),
+                    deleted: false,
                 });
                 // Where reading starts is recorded in Redis too (a copy continued,
                 // a fresh start's skipped siblings): Redis alone must know it.
@@ -133,11 +134,17 @@ impl Pipeline {
                     offset: 0,
                     size: None,
                     check: None,
+                    deleted: false,
                 });
                 e.offset = committed;
                 e.path = b.location.to_path_buf();
                 e.size = Some(b.size.max(committed));
                 e.check = (committed == b.end()).then_some(b.check);
+            }
+            TailItem::Deleted { id } => {
+                if let Some(e) = self.checkpoint.get_mut(&id.to_string()) {
+                    e.deleted = true;
+                }
             }
             TailItem::Finished { id, gone, .. } => {
                 let fid = id.to_string();
@@ -552,6 +559,7 @@ const REGRESSIONS: &[&str] = &[
     "b1 CT DR K0",
     "b0 W1 W1 CT R R CT R L W1 WT L CT",
     "b1 W1 W1 CT W1 DR L K0",
+    "b0 CT DR W1 L K0 CT",
 ];
 
 #[test]

@@ -56,6 +56,9 @@ pub struct Tailer {
     files: Vec<Tracked>,
     /// Known identities (checkpoint ∪ Redis) not matched to a file yet.
     unresolved: Vec<KnownFile>,
+    /// Known identities that were deleted while being read: settled as gone at the
+    /// first scan.
+    deleted_known: Vec<KnownFile>,
     /// Nothing was known at start: `start_at` applies to the first scan's files.
     fresh_start: bool,
     /// Files found by the first scan of a fresh start, with where they were then.
@@ -95,6 +98,7 @@ impl Tailer {
             ready: VecDeque::new(),
             files: Vec::new(),
             unresolved: Vec::new(),
+            deleted_known: Vec::new(),
             fresh_start,
             first_scan: HashMap::new(),
             scanned: false,
@@ -237,6 +241,11 @@ impl Tailer {
     fn take_known(&mut self, mut known: Vec<KnownFile>) {
         known.sort_by_key(|k| Reverse(k.id.generation));
         for k in known {
+            if k.deleted {
+                // Deleted while it was read: its handle died with the last run.
+                self.deleted_known.push(k);
+                continue;
+            }
             if self.unresolved.iter().any(|u| u.id.same_content(&k.id)) {
                 self.ready.push_back(TailItem::Finished {
                     id: k.id,
@@ -361,6 +370,9 @@ impl Tailer {
         // a copy of a gone file continues it.
         if !self.scanned {
             self.scanned = true;
+            for k in std::mem::take(&mut self.deleted_known) {
+                self.known_gone(&k, false);
+            }
             self.settle_unresolved(now);
         }
         for i in first_new..last_new {
@@ -1016,6 +1028,10 @@ impl Tailer {
                 offset,
                 check: f.check,
             });
+        }
+        if f.place == Place::Outside && !f.deleted_sent && f.fstat().is_ok_and(|(_, n)| n == 0) {
+            f.deleted_sent = true;
+            return Some(TailItem::Deleted { id });
         }
         let before = f.size;
         match f.read_batch(max_lines, max_bytes, false, &*events) {

@@ -112,6 +112,7 @@ fn describe(items: &[TailItem], ids: &mut Vec<FileId>) -> Vec<String> {
                     out.push(format!("{n} {text}@{}-{}{cut}", line.offset, line.end));
                 }
             }
+            TailItem::Deleted { id } => out.push(format!("{} deleted", name(id))),
             TailItem::Finished { id, end, .. } => out.push(format!("{} end {end}", name(id))),
         }
     }
@@ -254,6 +255,7 @@ fn start_at_end_never_starts_mid_line() {
         offset: 22,
         size: None,
         check: None,
+        deleted: false,
     }];
     let (mut t, _) = tailer(
         TailConfig {
@@ -315,7 +317,7 @@ fn delete_and_recreate() {
     fs::remove_file(&log).unwrap();
     append(&log, b"c\n");
     let items = describe(&drain(&mut t), &mut ids);
-    assert_eq!(items, ["A b@2-3", "A end 3", "B open 0", "B c@0-2"]);
+    assert_eq!(items, ["A deleted", "A b@2-3", "A end 3", "B open 0", "B c@0-2"]);
 }
 
 #[test]
@@ -426,6 +428,7 @@ fn resumes_from_checkpoint_and_detects_truncation_while_down() {
         offset: 13,
         size: None,
         check: None,
+        deleted: false,
     }];
     let (mut t, _) = tailer(test_config(&log), known.clone());
     let mut ids = Vec::new();
@@ -465,6 +468,7 @@ fn rotated_while_down_found_among_siblings_in_order() {
         offset: 3,
         size: None,
         check: None,
+        deleted: false,
     }];
     // While down: two rotations.
     fs::rename(&log, dir.path().join("app.log.1")).unwrap();
@@ -514,6 +518,7 @@ fn lost_file_is_reported_and_finished() {
         offset: 7,
         size: Some(20),
         check: None,
+        deleted: false,
     }];
     let (mut t, rec) = tailer(test_config(&log), known);
     let mut ids = Vec::new();

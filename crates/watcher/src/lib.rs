@@ -199,6 +199,7 @@ fn known_files(
                         offset: entry.offset,
                         size: entry.size,
                         check: entry.check,
+                        deleted: entry.deleted,
                     },
                 );
             }

@@ -124,6 +124,10 @@ impl Pipeline {
                     self.forget_gone().await;
                 }
             }
+            TailItem::Deleted { id } => {
+                self.checkpoint.mark_deleted(&id.to_string());
+                self.policy.note_committed(1);
+            }
             TailItem::Finished {
                 id,
                 path,
