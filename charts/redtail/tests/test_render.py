@@ -287,10 +287,16 @@ def check_network_policy(docs: list[Doc]) -> None:
                 f"the policy selects {name_of(w)} too"
     assert pol.get("policyTypes") == ["Ingress"], "the policy should restrict ingress"
     rules = pol.get("ingress") or []
+    exporter = any(p["name"] == "redis-metrics" for c in pod_spec(redis)["containers"] for p in c.get("ports") or [])
+    scrapable = any([p["port"] for p in r.get("ports") or []] == ["redis-metrics"] for r in rules)
+    assert exporter == scrapable, f"redis_exporter {'runs' if exporter else 'does not run'} but its port is {'' if scrapable else 'not '}admitted"
     assert rules, "no ingress rule: nothing could reach Redis"
     redtail_pods = [w["spec"]["template"]["metadata"]["labels"] for w in workloads(docs) if component(w) != "redis"]
     redtail_pods += [p["metadata"]["labels"] for p in of_kind(docs, "Pod")]
     for rule in rules:
+        ports = [p["port"] for p in rule.get("ports") or []]
+        if ports == ["redis-metrics"]:
+            continue  # the exporter's port (redis.metrics.enabled), for Prometheus; never Redis's
         peers = rule.get("from") or []
         assert peers, "an ingress rule without 'from' admits everyone"
         for peer in peers:
