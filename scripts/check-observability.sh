@@ -50,10 +50,16 @@ command -v python3 >/dev/null 2>&1 || {
     echo "python3 is required for the JSON check" >&2
     exit 1
 }
-python3 -c 'import yaml' 2>/dev/null || {
-    echo "PyYAML is required (apt-get install python3-yaml, or pip install PyYAML)" >&2
-    exit 1
-}
+if ! python3 -c 'import yaml' 2>/dev/null; then
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing PyYAML (Debian package python3-yaml)..."
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-yaml >/dev/null
+    fi
+    python3 -c 'import yaml' 2>/dev/null || {
+        echo "PyYAML is required: apt-get install python3-yaml (or pip install PyYAML)" >&2
+        exit 1
+    }
+fi
 
 failures=0
 
