@@ -52,7 +52,15 @@ kind_up() {
   fi
   kubectl config use-context "kind-${cluster}" >/dev/null
 }
-kind_load() { kind load docker-image --name "${cluster}" "$@"; }
+# `docker save | kind load image-archive`, not `kind load docker-image`: the latter fails for
+# multi-platform images under Docker's containerd image store ("content digest not found").
+kind_load() {
+  local archive
+  archive="$(mktemp "${TMPDIR:-/tmp}/redtail-images.XXXXXX")"
+  docker save -o "${archive}" "$@"
+  kind load image-archive --name "${cluster}" "${archive}"
+  rm -f "${archive}"
+}
 kind_delete_hint() { echo "kind delete cluster --name ${cluster}"; }
 
 minikube_up() {
@@ -63,7 +71,7 @@ minikube_up() {
     # Two CPUs and 4 GiB hold redtail plus kube-prometheus-stack. MINIKUBE_START_ARGS adds flags
     # (e.g. --driver=docker --kubernetes-version=v1.31.0).
     read -r -a start_args <<<"${MINIKUBE_START_ARGS:-}"
-    minikube start -p "${cluster}" --cpus 2 --memory 4096 "${start_args[@]}"
+    minikube start -p "${cluster}" --cpus 2 --memory 4096 ${start_args[@]+"${start_args[@]}"}
   fi
   kubectl config use-context "${cluster}" >/dev/null
 }
@@ -105,7 +113,7 @@ if [[ "${build}" == true ]]; then
 fi
 
 say "loading the images into ${platform}"
-"${platform}_load" "${images[@]}"
+"${platform}_load" ${images[@]+"${images[@]}"}
 # Offline machines: hand the cluster the Redis image too when docker already has it.
 if docker image inspect redis:7.2 >/dev/null 2>&1; then
   "${platform}_load" redis:7.2
@@ -115,7 +123,7 @@ fi
 minor="$(kubectl version -o json | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | tail -n 1)"
 if [[ -n "${minor}" ]] && ((minor < 29)); then
   echo "Kubernetes 1.${minor}: watcher runs as a plain second container"
-  helm_args=(--set watcher.nativeSidecar=false "${helm_args[@]}")
+  helm_args=(--set watcher.nativeSidecar=false ${helm_args[@]+"${helm_args[@]}"})
 fi
 
 if [[ "${monitoring}" == true ]]; then
@@ -124,12 +132,24 @@ if [[ "${monitoring}" == true ]]; then
   "${helm}" upgrade --install kps prometheus-community/kube-prometheus-stack --namespace monitoring \
     --create-namespace --values "${here}/monitoring-values.yaml" --wait --timeout 10m
   helm_args=(--set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true
-    --set metrics.service.prometheusAnnotations=false "${helm_args[@]}")
+    --set metrics.service.prometheusAnnotations=false ${helm_args[@]+"${helm_args[@]}"})
 fi
+
+# The chart never generates the Redis password (renders must be deterministic): create a Secret
+# once, keep it across runs, and point the chart at it.
+say "Redis password (Secret ${release}-redis-auth, created once)"
+kubectl create namespace "${namespace}" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+if kubectl -n "${namespace}" get secret "${release}-redis-auth" >/dev/null 2>&1; then
+  echo "reusing the existing Secret"
+else
+  kubectl -n "${namespace}" create secret generic "${release}-redis-auth" \
+    --from-literal=redis-password="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+fi
+helm_args=(--set redis.auth.existingSecret="${release}-redis-auth" ${helm_args[@]+"${helm_args[@]}"})
 
 say "redtail (release ${release}, namespace ${namespace})"
 "${helm}" upgrade --install "${release}" "${repo_root}/charts/redtail" --namespace "${namespace}" \
-  --create-namespace --wait --timeout 5m "${helm_args[@]}"
+  --create-namespace --wait --timeout 5m ${helm_args[@]+"${helm_args[@]}"}
 
 say "helm test: are lines flowing?"
 "${helm}" test "${release}" --namespace "${namespace}" --logs

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # CI checks for charts/redtail (no cluster needed):
-#   1. the chart's files/ links resolve to deploy/ (one source for the dashboard and alert rules);
+#   1. the chart's files/ are real files (GitOps tools drop or refuse symbolic links) identical to
+#      the deploy/ copies users import by hand (one set of rules and one dashboard);
 #   2. helm lint --strict, for the default values and every ci/*-values.yaml;
-#   3. helm template of each, validated against the Kubernetes schemas of 1.29 and the newest
-#      version kubernetes-validate ships (CRDs such as ServiceMonitor are skipped by it);
+#   3. helm template of each, twice: the two renders must be identical (Argo CD renders on every
+#      sync; anything random would make pods disagree), validated against the Kubernetes schemas
+#      of 1.29 and the newest version kubernetes-validate ships (CRDs such as ServiceMonitor are
+#      skipped by it); the plain-sidecar set also for the oldest supported cluster, 1.25;
 #   4. the template tests of charts/redtail/tests/test_render.py (shape, probes, security, the
 #      NetworkPolicy, values the schema must reject, ...).
 # One line per check; exits non-zero when any check fails. Tools come from scripts/install-helm.sh.
@@ -12,7 +15,8 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 chart="${repo_root}/charts/redtail"
 tools="${REDTAIL_TOOLS_DIR:-${repo_root}/.tools}"
-oldest_kube="1.29"
+oldest_kube="1.29"           # native sidecars (the default)
+oldest_supported_kube="1.25" # Chart.yaml kubeVersion, with watcher.nativeSidecar=false
 
 bash "${repo_root}/scripts/install-helm.sh"
 helm="${tools}/bin/helm"
@@ -35,21 +39,16 @@ fail() {
   failed=$((failed + 1))
   echo "FAIL $*"
 }
-# helm logs an INFO line each time it follows a symbolic link in the chart: expected, not news.
-quiet() { grep -v 'found symbolic link in path' || true; }
-
-# 1. files/ are links into deploy/, so the chart cannot drift from the files users import by hand.
-for link in files/redtail.json:deploy/grafana/redtail.json files/redtail-rules.yaml:deploy/prometheus/redtail-rules.yaml; do
-  inside="${link%%:*}"
-  source="${link#*:}"
-  if [[ -L "${chart}/${inside}" && "$(realpath -m "${chart}/${inside}")" == "$(realpath -m "${repo_root}/${source}")" ]]; then
-    if [[ -f "${repo_root}/${source}" ]]; then
-      ok "charts/redtail/${inside} links to ${source}"
-    else
-      fail "charts/redtail/${inside} links to ${source}, which does not exist"
-    fi
+# 1. files/ are copies of deploy/, so the chart cannot drift from the files users import by hand.
+for pair in files/redtail.json:deploy/grafana/redtail.json files/redtail-rules.yaml:deploy/prometheus/redtail-rules.yaml; do
+  inside="${pair%%:*}"
+  source="${pair#*:}"
+  if [[ -L "${chart}/${inside}" || ! -f "${chart}/${inside}" ]]; then
+    fail "charts/redtail/${inside} must be a regular file (a copy of ${source}), not a link"
+  elif cmp -s "${chart}/${inside}" "${repo_root}/${source}"; then
+    ok "charts/redtail/${inside} is identical to ${source}"
   else
-    fail "charts/redtail/${inside} must be a symbolic link to ../../../${source}"
+    fail "charts/redtail/${inside} differs from ${source}: cp ${source} charts/redtail/${inside}"
   fi
 done
 
@@ -62,7 +61,8 @@ PY
 )"
 
 # 2 and 3. lint, render, validate: default values first, then every supported combination.
-values_sets=("default:")
+# The default values need one addition, the Redis password the chart never generates.
+values_sets=("default:${chart}/tests/defaults-values.yaml")
 for f in "${chart}"/ci/*-values.yaml; do
   values_sets+=("$(basename "${f}" -values.yaml):${f}")
 done
@@ -76,15 +76,22 @@ for set in "${values_sets[@]}"; do
     ok "[${name}] helm lint --strict"
   else
     fail "[${name}] helm lint --strict"
-    printf '%s\n' "${log}" | quiet | sed 's/^/     /'
+    printf '%s\n' "${log}" | sed 's/^/     /'
   fi
   if "${helm}" template redtail "${chart}" --namespace redtail "${args[@]}" >"${out}/${name}.yaml" 2>"${out}/${name}.err"; then
     ok "[${name}] helm template"
     rendered+=("${out}/${name}.yaml")
   else
     fail "[${name}] helm template"
-    quiet <"${out}/${name}.err" | sed 's/^/     /'
+    sed 's/^/     /' <"${out}/${name}.err"
     continue
+  fi
+  "${helm}" template redtail "${chart}" --namespace redtail "${args[@]}" >"${out}/${name}.again" 2>/dev/null || true
+  if cmp -s "${out}/${name}.yaml" "${out}/${name}.again"; then
+    ok "[${name}] two renders are identical"
+  else
+    fail "[${name}] two renders differ"
+    diff "${out}/${name}.yaml" "${out}/${name}.again" | head -n 20 | sed 's/^/     /'
   fi
   if log="$("${validate}" --strict --quiet --no-warn -k "${oldest_kube}" -k "${newest_kube}" "${out}/${name}.yaml" 2>&1)"; then
     ok "[${name}] manifests valid for Kubernetes ${oldest_kube} and ${newest_kube} (kubernetes-validate --strict)"
@@ -94,12 +101,24 @@ for set in "${values_sets[@]}"; do
   fi
 done
 
-# The chart packages with the linked files' contents (what a chart repository would serve).
-if "${helm}" package "${chart}" --destination "${out}/pkg" >/dev/null 2>&1 &&
-  tar -xzOf "${out}"/pkg/redtail-*.tgz redtail/files/redtail.json | cmp -s - "${repo_root}/deploy/grafana/redtail.json"; then
-  ok "helm package embeds deploy/grafana/redtail.json"
+# Clusters older than 1.29 have no native sidecars: the plain-sidecar set must validate there.
+plain="${chart}/ci/plain-sidecar-values.yaml"
+if "${helm}" template redtail "${chart}" --namespace redtail --kube-version "${oldest_supported_kube}.0" \
+  --values "${plain}" >"${out}/plain-old.yaml" 2>"${out}/plain-old.err" &&
+  log="$("${validate}" --strict --quiet --no-warn -k "${oldest_supported_kube}" "${out}/plain-old.yaml" 2>&1)"; then
+  ok "[plain-sidecar] renders for and validates against Kubernetes ${oldest_supported_kube}"
 else
-  fail "helm package embeds deploy/grafana/redtail.json"
+  fail "[plain-sidecar] renders for and validates against Kubernetes ${oldest_supported_kube}"
+  cat "${out}/plain-old.err" - <<<"${log:-}" | sed 's/^/     /'
+fi
+
+# The packaged chart (what a chart repository serves) holds the files themselves.
+if "${helm}" package "${chart}" --destination "${out}/pkg" >/dev/null 2>&1 &&
+  tar -xzOf "${out}"/pkg/redtail-*.tgz redtail/files/redtail.json | cmp -s - "${repo_root}/deploy/grafana/redtail.json" &&
+  tar -xzOf "${out}"/pkg/redtail-*.tgz redtail/files/redtail-rules.yaml | cmp -s - "${repo_root}/deploy/prometheus/redtail-rules.yaml"; then
+  ok "helm package embeds deploy/grafana/redtail.json and deploy/prometheus/redtail-rules.yaml"
+else
+  fail "helm package embeds deploy/grafana/redtail.json and deploy/prometheus/redtail-rules.yaml"
 fi
 
 echo "shell checks: ${passed} passed, ${failed} failed"

@@ -3,7 +3,10 @@
 #   - the Prometheus alerting rules (promtool check rules),
 #   - their unit tests (promtool test rules),
 #   - the sample Prometheus configuration (promtool check config),
-#   - the Grafana dashboard (valid JSON).
+#   - the Grafana dashboard (valid JSON),
+#   - what promtool cannot check (deploy/observability_test.py): dashboard variables, selectors,
+#     $__rate_interval, legends by pod, panels and alerts for every loss counter, a runbook_url and
+#     a README Runbook entry per alert, no cluster-wide sums, a promtool test for every alert.
 # Prints one line per check and exits non-zero if any failed (the tool's output follows a
 # failed line). Installs promtool from Debian's `prometheus` package when it is missing and the
 # script runs as root; otherwise it says how to install it.
@@ -47,6 +50,16 @@ command -v python3 >/dev/null 2>&1 || {
     echo "python3 is required for the JSON check" >&2
     exit 1
 }
+if ! python3 -c 'import yaml' 2>/dev/null; then
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing PyYAML (Debian package python3-yaml)..."
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-yaml >/dev/null
+    fi
+    python3 -c 'import yaml' 2>/dev/null || {
+        echo "PyYAML is required: apt-get install python3-yaml (or pip install PyYAML)" >&2
+        exit 1
+    }
+fi
 
 failures=0
 
@@ -76,6 +89,8 @@ run_check "promtool check config deploy/prometheus/prometheus.yml" \
     promtool check config "${prom_dir}/prometheus.yml"
 run_check "json deploy/grafana/redtail.json" \
     python3 -m json.tool "${dashboard}"
+run_check "dashboard and rules conventions (deploy/observability_test.py)" \
+    python3 "${repo_root}/deploy/observability_test.py" "${repo_root}"
 
 if [[ "${failures}" -ne 0 ]]; then
     echo "${failures} check(s) failed" >&2

@@ -16,11 +16,29 @@ published) or as a plain second container.
       protocol: TCP
   env:
     {{- include "redtail.redisEnv" . | nindent 4 }}
-    {{- include "redtail.commonEnv" . | nindent 4 }}
-    - name: REDTAIL_SOURCE
+    {{- include "redtail.transportEnv" . | nindent 4 }}
+    {{- include "redtail.processEnv" . | nindent 4 }}
+    {{- if gt (int .Values.externalRedis.replicaAcks) 0 }}
+    - name: REDTAIL_REPLICA_ACKS
+      value: {{ .Values.externalRedis.replicaAcks | int | quote }}
+    {{- end }}
+    # The source id keys this watcher's offsets in Redis: qualified by the namespace, two releases
+    # sharing one Redis never collide (a pod name alone is unique only within its namespace).
+    - name: POD_NAME
       valueFrom:
         fieldRef:
           fieldPath: metadata.name
+    {{- if .Values.watcher.sourceIncludesNamespace }}
+    - name: POD_NAMESPACE
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.namespace
+    - name: REDTAIL_SOURCE
+      value: "$(POD_NAMESPACE)/$(POD_NAME)"
+    {{- else }}
+    - name: REDTAIL_SOURCE
+      value: "$(POD_NAME)"
+    {{- end }}
     - name: REDTAIL_LOG_PATH
       value: {{ .Values.watcher.logPath | quote }}
     - name: REDTAIL_CHECKPOINT_PATH
@@ -44,6 +62,14 @@ published) or as a plain second container.
     {{- with .Values.watcher.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+  {{- with .Values.watcher.envFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.watcher.lifecycle }}
+  lifecycle:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   {{- include "redtail.probes" (dict "port" "watch-metrics" "values" .Values.watcher) | nindent 2 }}
   resources:
     {{- toYaml .Values.watcher.resources | nindent 4 }}
@@ -56,6 +82,7 @@ published) or as a plain second container.
       readOnly: true
     - name: checkpoint
       mountPath: /var/lib/redtail
+    {{- include "redtail.tlsVolumeMount" . | nindent 4 }}
     {{- with .Values.watcher.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

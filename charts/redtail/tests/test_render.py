@@ -21,7 +21,15 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
+import hardening
+import value_checks
+
 Doc = dict[str, Any]
+
+# Rules whose expr a ci/ values set overrides (metrics.prometheusRule.ruleOverrides).
+OVERRIDDEN: set[str] = set()
+# Every rendering here passes the Redis password the chart never generates (see values.yaml).
+PASSWORD = ["--values", str(Path(__file__).with_name("defaults-values.yaml"))]
 
 LOG_DIR = "/var/log/app"
 CHECKPOINT_DIR = "/var/lib/redtail"
@@ -237,8 +245,16 @@ def check_env(docs: list[Doc]) -> None:
     sts = one(docs, "StatefulSet", "generator")
     watcher = container(pod_spec(sts), "watcher")
     env = env_map(watcher)
-    assert env["REDTAIL_SOURCE"].get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name", \
-        "REDTAIL_SOURCE is not the pod name"
+    field = lambda n: env.get(n, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    assert field("POD_NAME") == "metadata.name", "POD_NAME is not the pod name"
+    names = [e["name"] for e in watcher["env"]]
+    source = env["REDTAIL_SOURCE"]["value"]
+    # Issue 13 item 11: qualified by the namespace unless the values say otherwise.
+    assert source in ("$(POD_NAMESPACE)/$(POD_NAME)", "$(POD_NAME)"), f"REDTAIL_SOURCE is {source!r}"
+    if "POD_NAMESPACE" in source:
+        assert field("POD_NAMESPACE") == "metadata.namespace", "POD_NAMESPACE is not the namespace"
+    for ref in re.findall(r"\$\(([A-Z_]+)\)", source):
+        assert ref in names[: names.index("REDTAIL_SOURCE")], f"$({ref}) used before it is defined"
     users = [watcher]
     subs = [d for d in of_kind(docs, "Deployment") if component(d) == "subscriber"]
     for d in subs:
@@ -271,10 +287,16 @@ def check_network_policy(docs: list[Doc]) -> None:
                 f"the policy selects {name_of(w)} too"
     assert pol.get("policyTypes") == ["Ingress"], "the policy should restrict ingress"
     rules = pol.get("ingress") or []
+    exporter = any(p["name"] == "redis-metrics" for c in pod_spec(redis)["containers"] for p in c.get("ports") or [])
+    scrapable = any([p["port"] for p in r.get("ports") or []] == ["redis-metrics"] for r in rules)
+    assert exporter == scrapable, f"redis_exporter {'runs' if exporter else 'does not run'} but its port is {'' if scrapable else 'not '}admitted"
     assert rules, "no ingress rule: nothing could reach Redis"
     redtail_pods = [w["spec"]["template"]["metadata"]["labels"] for w in workloads(docs) if component(w) != "redis"]
     redtail_pods += [p["metadata"]["labels"] for p in of_kind(docs, "Pod")]
     for rule in rules:
+        ports = [p["port"] for p in rule.get("ports") or []]
+        if ports == ["redis-metrics"]:
+            continue  # the exporter's port (redis.metrics.enabled), for Prometheus; never Redis's
         peers = rule.get("from") or []
         assert peers, "an ingress rule without 'from' admits everyone"
         for peer in peers:
@@ -325,27 +347,45 @@ def check_dashboard(docs: list[Doc], deploy: Path) -> None:
     cm = cms[0]
     assert cm["metadata"]["labels"].get("grafana_dashboard") == "1", "no grafana_dashboard: \"1\" label"
     source = json.loads((deploy / "grafana" / "redtail.json").read_text())
-    assert json.loads(cm["data"]["redtail.json"]) == source, "the ConfigMap's JSON differs from deploy/grafana/redtail.json"
+    shipped = json.loads(cm["data"]["redtail.json"])
+    # Issue 13 item 13: a uid (and title) per release, everything else as in deploy/.
+    uid = shipped.get("uid", "")
+    assert uid.startswith("redtail-") and len(uid) <= 40 and uid != source.get("uid"), f"dashboard uid {uid!r} is not per release"
+    for k in ("uid", "title"):
+        shipped.pop(k, None)
+        source.pop(k, None)
+    assert shipped == source, "the ConfigMap's JSON differs from deploy/grafana/redtail.json (beyond uid and title)"
 
 
 def check_prometheus_rule(docs: list[Doc], deploy: Path) -> None:
     rules = of_kind(docs, "PrometheusRule")
     assert len(rules) == 1, f"expected one PrometheusRule, found {len(rules)}"
     source = yaml.safe_load((deploy / "prometheus" / "redtail-rules.yaml").read_text())
-    assert rules[0]["spec"]["groups"] == source["groups"], \
-        "PrometheusRule groups differ from deploy/prometheus/redtail-rules.yaml"
+    shipped = {r["alert"]: r for g in rules[0]["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    for g in source["groups"]:
+        for r in g["rules"]:
+            got = shipped.get(r["alert"])
+            if got is None:
+                continue  # dropped with disabledRules: checked by rule_values()
+            assert got["expr"] == r["expr"] or r["alert"] in OVERRIDDEN, f"{r['alert']}: expr differs from deploy/"
 
 
 def check_monitors(docs: list[Doc]) -> None:
     sms = of_kind(docs, "ServiceMonitor")
-    assert len(sms) == 1 and sms[0]["spec"]["endpoints"][0]["port"] == "metrics", "ServiceMonitor missing or wrong port"
     pms = of_kind(docs, "PodMonitor")
-    assert len(pms) == 1, "PodMonitor missing"
+    # Issue 13 item 15: never both (every series would be scraped twice).
+    assert len(sms) + len(pms) == 1, f"{len(sms)} ServiceMonitor(s) and {len(pms)} PodMonitor(s): want exactly one"
+    endpoints = []
+    if sms:
+        assert sms[0]["spec"]["endpoints"][0]["port"] == "metrics", "ServiceMonitor scrapes the wrong port"
+        endpoints = sms[0]["spec"]["endpoints"]
     declared = {p["name"] for w in workloads(docs) for c in all_containers(pod_spec(w)) for p in c.get("ports") or []}
-    for ep in pms[0]["spec"]["podMetricsEndpoints"]:
-        assert ep["port"] in declared, f"PodMonitor port {ep['port']} is declared by no container"
+    for pm in pms:
+        for ep in pm["spec"]["podMetricsEndpoints"]:
+            assert ep["port"] in declared, f"PodMonitor port {ep['port']} is declared by no container"
+        endpoints = pm["spec"]["podMetricsEndpoints"]
     # The dashboard and alert rules select job "redtail" and tell roles apart by `role`.
-    for ep in sms[0]["spec"]["endpoints"] + pms[0]["spec"]["podMetricsEndpoints"]:
+    for ep in endpoints:
         targets = {r["targetLabel"]: r for r in ep.get("relabelings") or []}
         assert targets.get("job", {}).get("replacement") == "redtail", "scraped job is not 'redtail'"
         assert "role" in targets, "no 'role' label on the scraped series"
@@ -388,6 +428,27 @@ REJECTED = [
     ("a watcher path outside the log volume", ["--set", "watcher.logPath=/etc/passwd"], "logPath", True),
     ("a grace period not above the shutdown timeout", ["--set", "generator.terminationGracePeriodSeconds=10"],
      "generator.terminationGracePeriodSeconds", False),
+    # Issue 13 item 2: the native sidecar stops after the app, so the period holds both.
+    ("a grace period without room for the watcher after the app", ["--set", "generator.terminationGracePeriodSeconds=24"],
+     "generator.shutdownSeconds", False),
+    # Item 5: native sidecars need 1.29; older clusters get a message naming the way out.
+    ("the native sidecar on Kubernetes 1.28", ["--kube-version", "1.28.0"], "watcher.nativeSidecar=false", False),
+    # Item 4: no generated password (it would change with every render).
+    ("the bundled Redis without a password", ["--set", "redis.auth.password="], "redis.auth.existingSecret", False),
+    ("both a password and an existing Secret", ["--set", "redis.auth.existingSecret=s"], "only one of", False),
+    ("a password that is not URL-safe", ["--set", "redis.auth.password=a@b"], "password", True),
+    # Item 15: both monitors scrape every process twice.
+    ("a ServiceMonitor and a PodMonitor together", ["--set", "metrics.serviceMonitor.enabled=true",
+                                                     "--set", "metrics.podMonitor.enabled=true"], "only one of", False),
+    ("an eviction policy Kubernetes does not know", ["--set", "generator.podDisruptionBudget.unhealthyPodEvictionPolicy=Never"],
+     "unhealthyPodEvictionPolicy", True),
+    ("an eviction maxmemory policy", ["--set", "redis.maxmemoryPolicy=allkeys-lru"], "maxmemoryPolicy", True),
+    # Issue 16: the SecOps sink needs its endpoint, instance and log type.
+    ("the secops sink without an endpoint", ["--set", "subscriber.sink.type=secops"], "endpoint", False),
+    ("the secops logs API without a log type", ["--set", "subscriber.sink.type=secops",
+                                                "--set", "subscriber.sink.secops.endpoint=https://x",
+                                                "--set", "subscriber.sink.secops.instance=projects/p/locations/l/instances/i"],
+     "logType", False),
     ("a shutdown timeout above the subscriber's grace period", ["--set", "config.shutdownTimeoutMs=45000"],
      "terminationGracePeriodSeconds", False),
     ("redis disabled without an external URL", ["--set", "redis.enabled=false"], "externalRedis", False),
@@ -396,8 +457,12 @@ REJECTED = [
 ]
 
 ACCEPTED = [
-    ("a grace period one second above the timeout", ["--set", "generator.terminationGracePeriodSeconds=11",
-                                                      "--set", "subscriber.terminationGracePeriodSeconds=11"]),
+    ("the smallest grace periods that fit (app 10 s + drain 10 s + 5 s; subscriber 15 s)",
+     ["--set", "generator.terminationGracePeriodSeconds=25", "--set", "subscriber.terminationGracePeriodSeconds=15"]),
+    ("a plain-container watcher with app 10 s + 5 s", ["--set", "watcher.nativeSidecar=false",
+                                                     "--set", "generator.terminationGracePeriodSeconds=15"]),
+    ("the plain-container watcher on Kubernetes 1.25", ["--kube-version", "1.25.0", "--set", "watcher.nativeSidecar=false"]),
+    ("an existing Secret instead of a password", ["--set", "redis.auth.password=", "--set", "redis.auth.existingSecret=s"]),
 ]
 
 
@@ -411,9 +476,9 @@ def noise_free(stderr: str) -> str:
 
 
 def expect_rejected(helm_bin: str, chart: str, args: list[str], needle: str, by_schema: bool) -> None:
-    cmds = [["template", "t", chart, *args]]
+    cmds = [["template", "t", chart, *PASSWORD, *args]]
     if by_schema:
-        cmds.append(["lint", "--strict", chart, *args])
+        cmds.append(["lint", "--strict", chart, *PASSWORD, *args])
     for cmd in cmds:
         res = helm(helm_bin, cmd)
         assert res.returncode != 0, f"helm {cmd[0]} accepted {' '.join(args)}"
@@ -421,7 +486,7 @@ def expect_rejected(helm_bin: str, chart: str, args: list[str], needle: str, by_
 
 
 def expect_accepted(helm_bin: str, chart: str, args: list[str]) -> None:
-    res = helm(helm_bin, ["template", "t", chart, *args])
+    res = helm(helm_bin, ["template", "t", chart, *PASSWORD, *args])
     assert res.returncode == 0, f"helm template rejected {' '.join(args)}: {noise_free(res.stderr)}"
 
 
@@ -509,7 +574,9 @@ def main() -> int:
             checks.run(f"{t} PrometheusRule equals deploy/prometheus/redtail-rules.yaml",
                        lambda: check_prometheus_rule(docs, args.deploy))
         if "ServiceMonitor" in kinds or "PodMonitor" in kinds:
-            checks.run(f"{t} ServiceMonitor and PodMonitor scrape declared ports", lambda: check_monitors(docs))
+            checks.run(f"{t} one ServiceMonitor or PodMonitor, scraping declared ports", lambda: check_monitors(docs))
+        for what, fn in hardening.per_rendering(docs, name):
+            checks.run(what, fn)
 
     def default_rendered() -> None:
         assert "default" in {p.stem for p in args.rendered}, "no rendering of the default values was given"
@@ -523,6 +590,16 @@ def main() -> int:
                    expect_rejected(args.helm, chart, extra, needle, by_schema))
     for what, extra in ACCEPTED:
         checks.run(f"accepts {what}", lambda extra=extra: expect_accepted(args.helm, chart, extra))
+    def render(extra: list[str], release: str = "t", namespace: str = "t-ns") -> list[Doc]:
+        args_ = ["template", release, chart, "--namespace", namespace, *PASSWORD, *extra]
+        res = helm(args.helm, args_)
+        assert res.returncode == 0, f"helm template {' '.join(extra)} failed: {noise_free(res.stderr)}"
+        return [d for d in yaml.safe_load_all(res.stdout) if d]
+
+    for what, fn in value_checks.checks(render):
+        checks.run(what, fn)
+    for what, fn in hardening.static_checks():
+        checks.run(what, fn)
     checks.run("values.schema.json rejects unknown keys at every level", lambda: check_schema_strict(args.chart))
     checks.run("every value in values.yaml is in README.md's table", lambda: check_values_documented(args.chart))
 
