@@ -1,0 +1,438 @@
+//! Multi-line events: consecutive lines of one file that belong together (a
+//! log line and its stack trace) become one event, published as one entry.
+//!
+//! Pure and synchronous on purpose: no I/O, no clock (the caller passes `now`),
+//! no logging. The tail engine feeds each file's complete lines, in order, to
+//! that file's [`Aggregator`] and publishes what comes out.
+//!
+//! Exactly-once rests on two properties, both tested in `multiline/prop_tests.rs`:
+//! - an event's committed end ([`Event::end`]) is the end of its last line, and
+//!   nothing at or after [`Aggregator::open_offset`] has been handed out, so
+//!   committing event ends never skips or repeats a line;
+//! - boundaries are a pure function of the line sequence (plus timeouts): the
+//!   grouping state is reset at every event's first line, so a watcher restarted
+//!   at the last committed end re-reads the open event's lines and rebuilds the
+//!   same events as the one that was killed.
+//!
+//! Memory: an open event never holds more than `max_bytes` of data. At the line
+//! or byte cap the open event is emitted flagged `truncated` and the line that
+//! did not fit becomes the first line of the next event: no line is dropped.
+
+mod presets;
+
+#[cfg(test)]
+mod preset_tests;
+#[cfg(test)]
+mod prop_tests;
+
+use std::time::{Duration, Instant};
+
+use presets::Grouper;
+pub use presets::MultilineMode;
+
+/// How lines are grouped (`REDTAIL_MULTILINE*`; `max_bytes` is `REDTAIL_MAX_LINE_BYTES`).
+#[derive(Debug, Clone)]
+pub struct MultilineConfig {
+    pub mode: MultilineMode,
+    /// An open event is emitted after this long without a new line.
+    pub timeout: Duration,
+    /// Most lines in one event (at least 1).
+    pub max_lines: usize,
+    /// Most bytes of one event's data (its lines joined by `\n`).
+    pub max_bytes: usize,
+}
+
+impl MultilineConfig {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
+    pub const DEFAULT_MAX_LINES: usize = 500;
+}
+
+impl Default for MultilineConfig {
+    fn default() -> Self {
+        MultilineConfig {
+            mode: MultilineMode::Off,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_lines: Self::DEFAULT_MAX_LINES,
+            max_bytes: 1 << 20,
+        }
+    }
+}
+
+/// One complete line of a file, as the framer cut it.
+#[derive(Debug, Clone, Copy)]
+pub struct InLine<'a> {
+    /// Byte offset of the line's first byte.
+    pub offset: u64,
+    /// Byte offset just after its `\n`: where reading resumes once it is published.
+    pub end: u64,
+    /// The line without its `\n` (nor a `\r` before it).
+    pub data: &'a [u8],
+    /// The framer cut it at `REDTAIL_MAX_LINE_BYTES`.
+    pub truncated: bool,
+}
+
+/// One event: one or more consecutive lines of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Offset of its first line (the `off` field).
+    pub offset: u64,
+    /// Just after its last line: the offset to commit once it is published.
+    pub end: u64,
+    /// Its lines joined by `\n`, without a final one.
+    pub data: Vec<u8>,
+    /// How many lines it holds (`lines <n>` when above 1).
+    pub lines: u32,
+    /// A line of it was cut, or the event itself was cut at the line or byte cap
+    /// (its continuation is the next event).
+    pub truncated: bool,
+}
+
+/// The event being built and when it is due.
+#[derive(Debug)]
+struct Open {
+    event: Event,
+    /// When it is emitted if no line continues it (None: too far to represent).
+    due: Option<Instant>,
+}
+
+/// Groups one file's lines into events. One per file: the grouping state is per file.
+#[derive(Debug)]
+pub struct Aggregator {
+    grouper: Grouper,
+    timeout: Duration,
+    max_lines: usize,
+    max_bytes: usize,
+    open: Option<Open>,
+}
+
+impl Aggregator {
+    pub fn new(config: MultilineConfig) -> Self {
+        Aggregator {
+            grouper: Grouper::new(config.mode),
+            timeout: config.timeout,
+            max_lines: config.max_lines.max(1),
+            max_bytes: config.max_bytes.max(1),
+            open: None,
+        }
+    }
+
+    /// With `off`, every line is its own event at once; the engine can skip the
+    /// aggregator entirely and save the copy [`Aggregator::push`] makes.
+    pub fn is_off(&self) -> bool {
+        self.grouper.mode().is_off()
+    }
+
+    /// Feeds the next complete line of this file. A completed event (the open one,
+    /// ended by this line) is pushed to `out`; with `off`, the line itself is.
+    /// At most one event per call.
+    pub fn push(&mut self, line: InLine<'_>, now: Instant, out: &mut Vec<Event>) {
+        if self.is_off() {
+            let (data, cut) = self.capped(line.data);
+            out.push(Event {
+                offset: line.offset,
+                end: line.end,
+                data: data.to_vec(),
+                lines: 1,
+                truncated: line.truncated || cut,
+            });
+            return;
+        }
+        if let Some(mut open) = self.open.take() {
+            // A gap (the caller skipped bytes) always ends the event: an event's
+            // range must be exactly the lines it holds.
+            let contiguous = line.offset == open.event.end;
+            if contiguous && self.grouper.continues(line.data, open.event.lines) {
+                let fits_lines = (open.event.lines as usize) < self.max_lines;
+                let fits_bytes = open.event.data.len() + 1 + line.data.len() <= self.max_bytes;
+                if fits_lines && fits_bytes {
+                    open.event.data.push(b'\n');
+                    open.event.data.extend_from_slice(line.data);
+                    open.event.lines += 1;
+                    open.event.end = line.end;
+                    open.event.truncated |= line.truncated;
+                    open.due = now.checked_add(self.timeout);
+                    self.open = Some(open);
+                    return;
+                }
+                // At the cap: this event is cut here, the line begins its continuation.
+                open.event.truncated = true;
+            }
+            out.push(open.event);
+        }
+        self.start(line, now);
+    }
+
+    /// The open event, if it has waited `timeout` since its last line.
+    pub fn flush_due(&mut self, now: Instant) -> Option<Event> {
+        let due = self.open.as_ref()?.due?;
+        if now >= due {
+            self.open.take().map(|open| open.event)
+        } else {
+            None
+        }
+    }
+
+    /// When the open event becomes due (for the caller's wait), if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.open.as_ref().and_then(|open| open.due)
+    }
+
+    /// The file is finished (rotated away and idle, truncated) or the process shuts
+    /// down: the open event, as it is.
+    pub fn finish(&mut self) -> Option<Event> {
+        self.open.take().map(|open| open.event)
+    }
+
+    /// Offset of the open event's first line: nothing at or after it has been handed out.
+    pub fn open_offset(&self) -> Option<u64> {
+        self.open.as_ref().map(|open| open.event.offset)
+    }
+
+    /// Bytes held by the open event (for a memory gauge).
+    pub fn open_bytes(&self) -> usize {
+        self.open.as_ref().map_or(0, |open| open.event.data.len())
+    }
+
+    fn start(&mut self, line: InLine<'_>, now: Instant) {
+        self.grouper.first(line.data);
+        let (data, cut) = self.capped(line.data);
+        let mut buf = Vec::with_capacity(data.len());
+        buf.extend_from_slice(data);
+        self.open = Some(Open {
+            event: Event {
+                offset: line.offset,
+                end: line.end,
+                data: buf,
+                lines: 1,
+                truncated: line.truncated || cut,
+            },
+            due: now.checked_add(self.timeout),
+        });
+    }
+
+    /// A single line longer than `max_bytes` (the framer already cuts lines at
+    /// this size, so only a caller with a larger limit gets here) is cut to it.
+    fn capped<'a>(&self, data: &'a [u8]) -> (&'a [u8], bool) {
+        if data.len() > self.max_bytes {
+            (&data[..self.max_bytes], true)
+        } else {
+            (data, false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn config(mode: MultilineMode) -> MultilineConfig {
+        MultilineConfig {
+            mode,
+            ..MultilineConfig::default()
+        }
+    }
+
+    /// Feeds `text`'s lines (offsets as in a file) and finishes.
+    pub(super) fn group(config: MultilineConfig, text: &str) -> Vec<Event> {
+        let t0 = Instant::now();
+        let mut agg = Aggregator::new(config);
+        let mut out = Vec::new();
+        let mut offset = 0u64;
+        for line in text.split_terminator('\n') {
+            let end = offset + line.len() as u64 + 1;
+            let l = InLine {
+                offset,
+                end,
+                data: line.as_bytes(),
+                truncated: false,
+            };
+            agg.push(l, t0, &mut out);
+            offset = end;
+        }
+        out.extend(agg.finish());
+        out
+    }
+
+    fn texts(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.data).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn off_passes_every_line_through_at_once() {
+        let mut agg = Aggregator::new(config(MultilineMode::Off));
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        let line = InLine {
+            offset: 10,
+            end: 17,
+            data: b"\tat x()",
+            truncated: true,
+        };
+        agg.push(line, t0, &mut out);
+        assert_eq!(
+            out,
+            vec![Event {
+                offset: 10,
+                end: 17,
+                data: b"\tat x()".to_vec(),
+                lines: 1,
+                truncated: true
+            }]
+        );
+        assert_eq!(agg.open_offset(), None);
+        assert_eq!(agg.deadline(), None);
+        assert_eq!(agg.finish(), None);
+    }
+
+    #[test]
+    fn indented_lines_join_and_offsets_span_the_event() {
+        let events = group(config(MultilineMode::Indented), "a\n b\n\tc\nd\n");
+        assert_eq!(texts(&events), vec!["a\n b\n\tc", "d"]);
+        assert_eq!(
+            (events[0].offset, events[0].end, events[0].lines),
+            (0, 8, 3)
+        );
+        assert_eq!(
+            (events[1].offset, events[1].end, events[1].lines),
+            (8, 10, 1)
+        );
+    }
+
+    #[test]
+    fn regex_start_pattern_starts_events() {
+        let start = regex::bytes::Regex::new(r"^\d{4}-\d{2}-\d{2} ").unwrap();
+        let text =
+            "junk before\n2026-11-30 10:00:00 one\nmore\nand more\n2026-11-30 10:00:01 two\n";
+        let events = group(config(MultilineMode::Regex(start)), text);
+        assert_eq!(
+            texts(&events),
+            vec![
+                "junk before",
+                "2026-11-30 10:00:00 one\nmore\nand more",
+                "2026-11-30 10:00:01 two"
+            ]
+        );
+    }
+
+    #[test]
+    fn timeout_emits_the_open_event_and_the_next_line_starts_fresh() {
+        let t0 = Instant::now();
+        let mut agg = Aggregator::new(config(MultilineMode::Indented));
+        let mut out = Vec::new();
+        let line = |offset: u64, data: &'static [u8]| InLine {
+            offset,
+            end: offset + data.len() as u64 + 1,
+            data,
+            truncated: false,
+        };
+        agg.push(line(0, b"head"), t0, &mut out);
+        agg.push(line(5, b" more"), t0 + Duration::from_millis(600), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(agg.open_offset(), Some(0));
+        // The timeout counts from the last line, not the first.
+        assert_eq!(agg.deadline(), Some(t0 + Duration::from_millis(1600)));
+        assert_eq!(agg.flush_due(t0 + Duration::from_millis(1599)), None);
+        let e = agg.flush_due(t0 + Duration::from_millis(1600)).unwrap();
+        assert_eq!((e.offset, e.end, e.lines), (0, 11, 2));
+        assert_eq!(agg.open_offset(), None);
+        assert_eq!(agg.deadline(), None);
+        // A continuation arriving late is an event of its own.
+        agg.push(line(11, b" late"), t0 + Duration::from_secs(5), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(agg.finish().unwrap().data, b" late");
+    }
+
+    #[test]
+    fn line_cap_cuts_the_event_and_keeps_the_line() {
+        let mut c = config(MultilineMode::Indented);
+        c.max_lines = 2;
+        let events = group(c, "a\n 1\n 2\n 3\nb\n");
+        assert_eq!(texts(&events), vec!["a\n 1", " 2\n 3", "b"]);
+        assert_eq!(
+            events.iter().map(|e| e.truncated).collect::<Vec<_>>(),
+            vec![true, false, false],
+            "only an event that was cut is flagged; one that ended at the cap is not"
+        );
+    }
+
+    #[test]
+    fn byte_cap_cuts_before_the_line_that_does_not_fit() {
+        let mut c = config(MultilineMode::Indented);
+        c.max_bytes = 8;
+        // "a\n 1\n 2" is 7 bytes; adding "\n 3" would make 10.
+        let events = group(c, "a\n 1\n 2\n 3\n");
+        assert_eq!(texts(&events), vec!["a\n 1\n 2", " 3"]);
+        assert!(events[0].truncated);
+        assert_eq!(events[1].offset, events[0].end);
+        // A single line above the cap (only if the framer's limit is larger) is cut.
+        let mut c = config(MultilineMode::Java);
+        c.max_bytes = 4;
+        let events = group(c, "abcdefgh\n");
+        assert_eq!(texts(&events), vec!["abcd"]);
+        assert!(events[0].truncated);
+        assert_eq!(events[0].end, 9, "the whole line is consumed");
+    }
+
+    #[test]
+    fn a_gap_in_offsets_ends_the_event() {
+        let t0 = Instant::now();
+        let mut agg = Aggregator::new(config(MultilineMode::Indented));
+        let mut out = Vec::new();
+        agg.push(
+            InLine {
+                offset: 0,
+                end: 2,
+                data: b"a",
+                truncated: false,
+            },
+            t0,
+            &mut out,
+        );
+        agg.push(
+            InLine {
+                offset: 100,
+                end: 103,
+                data: b" b",
+                truncated: false,
+            },
+            t0,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].offset, out[0].end), (0, 2));
+        assert_eq!(agg.open_offset(), Some(100));
+    }
+
+    #[test]
+    fn a_cut_line_marks_its_event() {
+        let t0 = Instant::now();
+        let mut agg = Aggregator::new(config(MultilineMode::Indented));
+        let mut out = Vec::new();
+        agg.push(
+            InLine {
+                offset: 0,
+                end: 2,
+                data: b"a",
+                truncated: false,
+            },
+            t0,
+            &mut out,
+        );
+        agg.push(
+            InLine {
+                offset: 2,
+                end: 50,
+                data: b" bbb",
+                truncated: true,
+            },
+            t0,
+            &mut out,
+        );
+        let e = agg.finish().unwrap();
+        assert!(e.truncated);
+        assert_eq!((e.offset, e.end, e.lines), (0, 50, 2));
+    }
+}
