@@ -32,6 +32,6 @@ pub use error::TailError;
 pub use events::{NoEvents, TailEvents};
 pub use id::{fingerprint, fnv1a64, FileId, FINGERPRINT_MAX_BYTES};
 pub use item::{Batch, Line, TailItem};
-pub use multiline::{Aggregator, Event, InLine, MultilineConfig, MultilineMode};
+pub use multiline::{Aggregator, Event, InLine, MultilineConfig, MultilineError, MultilineMode};
 pub use signal::TailWaker;
 pub use tailer::Tailer;

@@ -28,7 +28,7 @@ mod prop_tests;
 use std::time::{Duration, Instant};
 
 use presets::Grouper;
-pub use presets::MultilineMode;
+pub use presets::{MultilineError, MultilineMode};
 
 /// How lines are grouped (`REDTAIL_MULTILINE*`; `max_bytes` is `REDTAIL_MAX_LINE_BYTES`).
 #[derive(Debug, Clone)]
@@ -45,6 +45,20 @@ pub struct MultilineConfig {
 impl MultilineConfig {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
     pub const DEFAULT_MAX_LINES: usize = 500;
+
+    /// Why this configuration cannot work, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_lines == 0 {
+            return Err("multi-line events of at most 0 lines".into());
+        }
+        if self.max_bytes == 0 {
+            return Err("multi-line events of at most 0 bytes".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("a multi-line timeout of 0".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for MultilineConfig {
@@ -258,6 +272,45 @@ mod tests {
             .iter()
             .map(|e| String::from_utf8_lossy(&e.data).into_owned())
             .collect()
+    }
+
+    #[test]
+    fn modes_parse_and_bad_combinations_are_refused() {
+        for (name, want) in [
+            ("off", "off"),
+            ("JAVA", "java"),
+            (" python ", "python"),
+            ("go", "go"),
+            ("indented", "indented"),
+        ] {
+            assert_eq!(MultilineMode::parse(name, None).unwrap().name(), want);
+        }
+        let regex = MultilineMode::parse("regex", Some(r"^\d{4}-")).unwrap();
+        assert_eq!(regex.name(), "regex");
+        let err = |name, start| MultilineMode::parse(name, start).unwrap_err();
+        assert_eq!(err("ruby", None).reason(), "unknown_mode");
+        assert_eq!(err("regex", None), MultilineError::MissingStart);
+        assert_eq!(err("java", Some("^x")), MultilineError::UnusedStart);
+        let bad = err("regex", Some("(unclosed"));
+        assert_eq!(bad.reason(), "bad_start");
+        let text = bad.to_string();
+        assert!(!text.contains('\n'), "one line: {text}");
+        assert!(text.contains("unclosed group"), "{text}");
+    }
+
+    #[test]
+    fn config_check_refuses_zero_caps() {
+        assert!(MultilineConfig::default().check().is_ok());
+        let zero_lines = MultilineConfig {
+            max_lines: 0,
+            ..MultilineConfig::default()
+        };
+        assert!(zero_lines.check().is_err());
+        let zero_timeout = MultilineConfig {
+            timeout: Duration::ZERO,
+            ..MultilineConfig::default()
+        };
+        assert!(zero_timeout.check().is_err());
     }
 
     #[test]

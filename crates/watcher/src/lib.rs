@@ -73,6 +73,7 @@ pub async fn run(
         max_line_bytes: config.max_line_bytes,
         read_buffer_bytes: config.read_buffer_bytes,
         poll_interval: config.poll_interval,
+        // Multi-line (issue 14): `config.multiline` goes to the engine, one Aggregator per file.
     };
     let mut tailer = Tailer::new(tail_config, known, events)?;
     let mut publisher =

@@ -30,7 +30,65 @@ pub enum MultilineMode {
     Regex(Regex),
 }
 
+/// A `REDTAIL_MULTILINE` / `REDTAIL_MULTILINE_START` combination that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MultilineError {
+    #[error("unknown mode {0:?}: expected off, java, python, go, indented or regex")]
+    UnknownMode(String),
+    #[error("mode regex needs a start pattern (a regex matching an event's first line)")]
+    MissingStart,
+    #[error("a start pattern is only used with mode regex")]
+    UnusedStart,
+    #[error("the start pattern is not a valid regex: {0}")]
+    BadStart(String),
+}
+
+impl MultilineError {
+    /// A short, bounded label (for metrics and tests).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            MultilineError::UnknownMode(_) => "unknown_mode",
+            MultilineError::MissingStart => "missing_start",
+            MultilineError::UnusedStart => "unused_start",
+            MultilineError::BadStart(_) => "bad_start",
+        }
+    }
+}
+
 impl MultilineMode {
+    /// The mode named `name` (case-insensitive); `start` is the pattern for `regex`,
+    /// and is refused with any other mode (it would silently do nothing).
+    pub fn parse(name: &str, start: Option<&str>) -> Result<MultilineMode, MultilineError> {
+        let mode = match name.trim().to_ascii_lowercase().as_str() {
+            "off" => MultilineMode::Off,
+            "java" => MultilineMode::Java,
+            "python" => MultilineMode::Python,
+            "go" => MultilineMode::Go,
+            "indented" => MultilineMode::Indented,
+            "regex" => {
+                let pattern = start.ok_or(MultilineError::MissingStart)?;
+                let regex = Regex::new(pattern).map_err(|e| {
+                    // regex's syntax errors span several lines (pattern, caret, message):
+                    // keep the message, so a configuration error stays one line.
+                    let text = e.to_string();
+                    let last = text.lines().rev().find(|l| !l.trim().is_empty());
+                    MultilineError::BadStart(
+                        last.unwrap_or("invalid pattern")
+                            .trim()
+                            .trim_start_matches("error: ")
+                            .to_string(),
+                    )
+                })?;
+                return Ok(MultilineMode::Regex(regex));
+            }
+            _ => return Err(MultilineError::UnknownMode(name.to_string())),
+        };
+        if start.is_some() {
+            return Err(MultilineError::UnusedStart);
+        }
+        Ok(mode)
+    }
+
     /// Whether lines are grouped at all (callers may bypass the aggregator when not).
     pub fn is_off(&self) -> bool {
         matches!(self, MultilineMode::Off)
