@@ -228,3 +228,75 @@ proptest! {
         prop_assert_eq!(events.last().map(|e| e.end), lines.last().map(|l| l.end));
     }
 }
+
+/// CPU cost per line of each mode on a mix of log lines and Java / Python / Go traces.
+/// Prints figures, asserts nothing about speed (the machine is shared):
+/// `cargo test --release -p redtail-tail multiline_cost -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement: run on purpose, in release"]
+fn multiline_cost_per_line() {
+    let sample = concat!(
+        "2026-11-30 10:00:05,789 INFO [main] c.e.Service request handled in 12 ms user=alice\n",
+        "2026-11-30 10:00:05,790 ERROR [main] c.e.Service request failed\n",
+        "java.lang.IllegalStateException: boom\n",
+        "\tat com.example.Service.handle(Service.java:42)\n",
+        "\tat com.example.Server.run(Server.java:7)\n",
+        "Caused by: java.io.IOException: gone\n",
+        "\t... 12 more\n",
+        "Traceback (most recent call last):\n",
+        "  File \"/app/x.py\", line 10, in <module>\n",
+        "ValueError: bad\n",
+        "panic: boom\n",
+        "\n",
+        "goroutine 1 [running]:\n",
+        "main.main()\n",
+        "\t/app/main.go:12 +0x1d\n",
+    );
+    let lines: Vec<&[u8]> = sample.lines().map(str::as_bytes).collect();
+    let total = 2_000_000usize;
+    let modes = [
+        MultilineMode::Off,
+        MultilineMode::Java,
+        MultilineMode::Python,
+        MultilineMode::Go,
+        MultilineMode::Indented,
+        MultilineMode::Regex(regex::bytes::Regex::new(r"^\d{4}-\d{2}-\d{2} ").expect("valid")),
+    ];
+    let now = Instant::now();
+    for mode in modes {
+        let name = mode.name();
+        let mut agg = Aggregator::new(MultilineConfig {
+            mode,
+            ..MultilineConfig::default()
+        });
+        let mut out = Vec::with_capacity(1024);
+        let (mut offset, mut events, mut bytes) = (0u64, 0usize, 0usize);
+        let started = Instant::now();
+        for i in 0..total {
+            let data = lines[i % lines.len()];
+            let end = offset + data.len() as u64 + 1;
+            let line = InLine {
+                offset,
+                end,
+                data,
+                truncated: false,
+            };
+            agg.push(line, now, &mut out);
+            offset = end;
+            bytes += data.len() + 1;
+            if out.len() >= 1024 {
+                events += out.len();
+                out.clear(); // the engine hands them to a batch
+            }
+        }
+        events += out.len() + usize::from(agg.finish().is_some());
+        let elapsed = started.elapsed();
+        println!(
+            "{name:>8}: {:6.1} ns/line, {:7.2} M lines/s, {:6.0} MB/s, {:.2} lines/event",
+            elapsed.as_nanos() as f64 / total as f64,
+            total as f64 / elapsed.as_secs_f64() / 1e6,
+            bytes as f64 / elapsed.as_secs_f64() / 1e6,
+            total as f64 / events as f64,
+        );
+    }
+}
