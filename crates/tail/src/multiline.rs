@@ -159,6 +159,7 @@ impl Aggregator {
                 let fits_lines = (open.event.lines as usize) < self.max_lines;
                 let fits_bytes = open.event.data.len() + 1 + line.data.len() <= self.max_bytes;
                 if fits_lines && fits_bytes {
+                    reserve_capped(&mut open.event.data, 1 + line.data.len(), self.max_bytes);
                     open.event.data.push(b'\n');
                     open.event.data.extend_from_slice(line.data);
                     open.event.lines += 1;
@@ -202,9 +203,11 @@ impl Aggregator {
         self.open.as_ref().map(|open| open.event.offset)
     }
 
-    /// Bytes held by the open event (for a memory gauge).
+    /// Memory held by the open event's data (allocated, not just used): at most `max_bytes`.
     pub fn open_bytes(&self) -> usize {
-        self.open.as_ref().map_or(0, |open| open.event.data.len())
+        self.open
+            .as_ref()
+            .map_or(0, |open| open.event.data.capacity())
     }
 
     fn start(&mut self, line: InLine<'_>, now: Instant) {
@@ -232,6 +235,17 @@ impl Aggregator {
         } else {
             (data, false)
         }
+    }
+}
+
+/// Makes room for `more` bytes, growing geometrically (amortised O(1) appends) but
+/// never past `cap`: `Vec`'s own doubling could allocate up to twice the cap.
+/// The caller has checked that `data.len() + more <= cap`.
+fn reserve_capped(data: &mut Vec<u8>, more: usize, cap: usize) {
+    let need = data.len() + more;
+    if need > data.capacity() {
+        let target = need.max(data.capacity().saturating_mul(2)).min(cap);
+        data.reserve_exact(target - data.len());
     }
 }
 

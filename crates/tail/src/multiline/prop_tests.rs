@@ -176,6 +176,7 @@ proptest! {
             prop_assert!(e.lines >= 1);
             prop_assert!(e.lines as usize <= max_lines);
             prop_assert!(e.data.len() <= max_bytes);
+            prop_assert!(e.data.capacity() <= max_bytes, "memory, not just length");
             let held = &lines[next..next + e.lines as usize];
             prop_assert_eq!(e.offset, held[0].offset);
             prop_assert_eq!(e.end, held[held.len() - 1].end);
