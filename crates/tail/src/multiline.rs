@@ -17,6 +17,32 @@
 //! Memory: an open event never holds more than `max_bytes` of data. At the line
 //! or byte cap the open event is emitted flagged `truncated` and the line that
 //! did not fit becomes the first line of the next event: no line is dropped.
+//!
+//! The engine's per-file loop, in short:
+//! ```
+//! use std::time::Instant;
+//! use redtail_tail::{Aggregator, InLine, MultilineConfig, MultilineMode};
+//!
+//! let config = MultilineConfig { mode: MultilineMode::Java, ..MultilineConfig::default() };
+//! let mut agg = Aggregator::new(config);
+//! let mut ready = Vec::new();
+//! let file = b"ERROR failed\njava.lang.IllegalStateException: boom\n\tat A.a(A.java:1)\nINFO next\n";
+//! let mut offset = 0;
+//! for raw in file.split_inclusive(|b| *b == b'\n') {
+//!     let end = offset + raw.len() as u64;
+//!     let line = InLine { offset, end, data: &raw[..raw.len() - 1], truncated: false };
+//!     agg.push(line, Instant::now(), &mut ready);
+//!     offset = end;
+//! }
+//! // Ready to publish: the log line with its trace, one event of 3 lines.
+//! assert_eq!((ready.len(), ready[0].lines), (1, 3));
+//! // Its end is the offset to commit once Redis has it; "INFO next" is still open,
+//! // and nothing from its first byte on may be committed yet.
+//! assert_eq!(Some(ready[0].end), agg.open_offset());
+//! // Idle: wait until `agg.deadline()`, then publish `agg.flush_due(now)`.
+//! // File finished (rotated away and idle, truncated) or shutting down:
+//! assert_eq!(agg.finish().unwrap().data, b"INFO next");
+//! ```
 
 mod presets;
 

@@ -274,6 +274,8 @@ created by main.main
 ";
 
 const GO_FATAL: &str = "\
+runtime: goroutine stack exceeds 1000000000-byte limit
+runtime: sp=0x14020160390 stack=[0x14020160000, 0x14040160000]
 fatal error: stack overflow
 
 runtime stack:
@@ -297,6 +299,16 @@ fn go_panics_with_their_goroutine_dumps() {
             "2024/04/11 10:35:56 Server started on port :8080",
         );
     }
+}
+
+#[test]
+fn go_runtime_lines_without_a_crash_stay_apart() {
+    let text = "runtime: a\nruntime: b\n2024/04/11 10:35:56 ok\n";
+    let events = group(config(MultilineMode::Go), text);
+    assert_eq!(
+        texts(&events),
+        vec!["runtime: a\nruntime: b", "2024/04/11 10:35:56 ok"]
+    );
 }
 
 #[test]

@@ -127,6 +127,9 @@ enum Py {
 enum GoState {
     /// The event is a log line.
     Line,
+    /// Only `runtime: ...` lines so far: the runtime's words before a `fatal error:`
+    /// (`runtime: goroutine stack exceeds 1000000000-byte limit`).
+    Preamble,
     /// Inside a `panic:` / `fatal error:` dump.
     Dump,
 }
@@ -161,6 +164,8 @@ impl Grouper {
         };
         self.go = if is_go_crash_start(line) {
             GoState::Dump
+        } else if line.starts_with(GO_RUNTIME) {
+            GoState::Preamble
         } else {
             GoState::Line
         };
@@ -181,7 +186,13 @@ impl Grouper {
                 }
                 None => false,
             },
-            MultilineMode::Go => self.go == GoState::Dump && go_dump_line(line),
+            MultilineMode::Go => match go_next(self.go, line) {
+                Some(next) => {
+                    self.go = next;
+                    true
+                }
+                None => false,
+            },
         }
     }
 }
@@ -291,6 +302,18 @@ fn is_python_exception_line(line: &[u8]) -> bool {
 
 // ---- Go ----
 
+const GO_RUNTIME: &[u8] = b"runtime: ";
+
+/// The state after `line` if it continues the event, or None if it starts a new one.
+fn go_next(state: GoState, line: &[u8]) -> Option<GoState> {
+    match state {
+        GoState::Line => None,
+        GoState::Preamble if line.starts_with(GO_RUNTIME) => Some(GoState::Preamble),
+        GoState::Preamble => is_go_crash_start(line).then_some(GoState::Dump),
+        GoState::Dump => go_dump_line(line).then_some(GoState::Dump),
+    }
+}
+
 fn is_go_crash_start(line: &[u8]) -> bool {
     line.starts_with(b"panic: ") || line.starts_with(b"fatal error: ")
 }
@@ -307,7 +330,7 @@ fn go_dump_line(line: &[u8]) -> bool {
         b"[recovered]",
         b"[originating from goroutine",
         b"runtime stack:",
-        b"runtime: ",
+        GO_RUNTIME,
         b"...additional frames elided...",
         b"exit status ",
         b"panic(",

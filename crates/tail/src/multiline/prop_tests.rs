@@ -37,6 +37,7 @@ fn line() -> impl Strategy<Value = Vec<u8>> {
         "panic: boom",
         "fatal error: all goroutines are asleep - deadlock!",
         "goroutine 1 [running]:",
+        "runtime: goroutine stack exceeds 1000000000-byte limit",
         "main.main()",
         "\t/app/main.go:12 +0x1d",
         "created by main.main in goroutine 1",
