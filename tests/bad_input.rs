@@ -260,3 +260,33 @@ fn version_and_help() {
         assert!(text.contains("default"), "{text}");
     }
 }
+
+/// A multi-line setting that cannot work stops the watcher before it opens anything.
+#[test]
+fn invalid_multiline_settings_exit_2_naming_the_variable() {
+    for (vars, name) in [
+        (&[("REDTAIL_MULTILINE", "cobol")][..], "REDTAIL_MULTILINE:"),
+        (
+            &[("REDTAIL_MULTILINE", "regex")][..],
+            "REDTAIL_MULTILINE_START:",
+        ),
+        (
+            &[
+                ("REDTAIL_MULTILINE", "regex"),
+                ("REDTAIL_MULTILINE_START", "[a-"),
+            ][..],
+            "REDTAIL_MULTILINE_START:",
+        ),
+        (
+            &[("REDTAIL_MULTILINE_MAX_LINES", "0")][..],
+            "REDTAIL_MULTILINE_MAX_LINES:",
+        ),
+    ] {
+        let (code, err) = run_with(&["watch"], vars);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.starts_with(name) && err.trim().lines().count() == 1,
+            "{err}"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use redtail_bus::Mode;
-use redtail_tail::StartAt;
+use redtail_tail::{MultilineConfig, MultilineError, MultilineMode, StartAt};
 
 use crate::env::{ConfigError, Env};
 
@@ -79,6 +79,8 @@ pub fn watch(env: &Env) -> Result<redtail_watcher::Config, ConfigError> {
         "end" => StartAt::End,
         _ => StartAt::Beginning,
     };
+    let max_line_bytes =
+        env.bounded("REDTAIL_MAX_LINE_BYTES", 1_048_576, 1, 512 * 1024 * 1024)? as usize;
     let config = redtail_watcher::Config {
         log_path: env.path("REDTAIL_LOG_PATH", "/var/log/app/app.log"),
         checkpoint_path: env.path(
@@ -91,8 +93,7 @@ pub fn watch(env: &Env) -> Result<redtail_watcher::Config, ConfigError> {
         source: env
             .optional_string("REDTAIL_SOURCE")
             .unwrap_or_else(host_name),
-        max_line_bytes: env.bounded("REDTAIL_MAX_LINE_BYTES", 1_048_576, 1, 512 * 1024 * 1024)?
-            as usize,
+        max_line_bytes,
         batch_max_lines: env.bounded("REDTAIL_BATCH_MAX_LINES", 1024, 1, 100_000)? as usize,
         batch_max_bytes: env.bounded(
             "REDTAIL_BATCH_MAX_BYTES",
@@ -110,6 +111,7 @@ pub fn watch(env: &Env) -> Result<redtail_watcher::Config, ConfigError> {
         shutdown_timeout: env.millis("REDTAIL_SHUTDOWN_TIMEOUT_MS", 10_000, 100)?,
         replica_acks: env.bounded("REDTAIL_REPLICA_ACKS", 0, 0, 64)? as u32,
         replica_ack_timeout: replica_ack_timeout(env)?,
+        multiline: multiline(env, max_line_bytes)?,
     };
     config
         .validate()
@@ -122,6 +124,50 @@ pub fn watch(env: &Env) -> Result<redtail_watcher::Config, ConfigError> {
 fn replica_ack_timeout(env: &Env) -> Result<Duration, ConfigError> {
     let ms = env.bounded("REDTAIL_REPLICA_ACK_TIMEOUT_MS", 1000, 10, 4000)?;
     Ok(Duration::from_millis(ms))
+}
+
+/// `REDTAIL_MULTILINE*`: each mistake named by the variable that holds it.
+fn multiline(env: &Env, max_line_bytes: usize) -> Result<MultilineConfig, ConfigError> {
+    let name = env.string("REDTAIL_MULTILINE", "off");
+    let start = env.optional_string("REDTAIL_MULTILINE_START");
+    let mode = MultilineMode::parse(&name, start.as_deref()).map_err(|e| {
+        let var = match e {
+            MultilineError::UnknownMode(_) => "REDTAIL_MULTILINE",
+            MultilineError::MissingStart
+            | MultilineError::UnusedStart
+            | MultilineError::BadStart(_) => "REDTAIL_MULTILINE_START",
+        };
+        let detail = match &e {
+            MultilineError::UnknownMode(_) => {
+                format!("expected off, java, python, go, indented or regex, got {name:?}")
+            }
+            MultilineError::MissingStart => {
+                "required with REDTAIL_MULTILINE=regex (a regex matching the first line of an event)"
+                    .to_string()
+            }
+            MultilineError::UnusedStart => format!(
+                "only used with REDTAIL_MULTILINE=regex, but REDTAIL_MULTILINE is {:?}",
+                name.trim()
+            ),
+            MultilineError::BadStart(why) => format!("not a valid regex ({why})"),
+        };
+        ConfigError(format!("{var}: {detail}"))
+    })?;
+    Ok(MultilineConfig {
+        mode,
+        timeout: env.millis(
+            "REDTAIL_MULTILINE_TIMEOUT_MS",
+            MultilineConfig::DEFAULT_TIMEOUT.as_millis() as u64,
+            1,
+        )?,
+        max_lines: env.bounded(
+            "REDTAIL_MULTILINE_MAX_LINES",
+            MultilineConfig::DEFAULT_MAX_LINES as u64,
+            1,
+            1_000_000,
+        )? as usize,
+        max_bytes: max_line_bytes,
+    })
 }
 
 pub fn subscribe(env: &Env) -> Result<redtail_subscriber::Config, ConfigError> {
@@ -155,4 +201,70 @@ pub fn subscribe(env: &Env) -> Result<redtail_subscriber::Config, ConfigError> {
         .validate()
         .map_err(|e| ConfigError(format!("redtail subscribe: {e}")))?;
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch_with(pairs: &[(&str, &str)]) -> Result<redtail_watcher::Config, String> {
+        let env = Env::from_iter(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .map_err(|e| e.0)?;
+        watch(&env).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn multiline_defaults_to_off_with_the_line_cap() {
+        let c = watch_with(&[("REDTAIL_MAX_LINE_BYTES", "4096")]).unwrap();
+        assert!(c.multiline.mode.is_off());
+        assert_eq!(c.multiline.timeout, Duration::from_millis(1000));
+        assert_eq!(c.multiline.max_lines, 500);
+        assert_eq!(c.multiline.max_bytes, 4096);
+        let c = watch_with(&[
+            ("REDTAIL_MULTILINE", "regex"),
+            ("REDTAIL_MULTILINE_START", r"^\d{4}-\d{2}-\d{2}"),
+            ("REDTAIL_MULTILINE_TIMEOUT_MS", "250"),
+            ("REDTAIL_MULTILINE_MAX_LINES", "20"),
+        ])
+        .unwrap();
+        assert_eq!(c.multiline.mode.name(), "regex");
+        assert_eq!(c.multiline.timeout, Duration::from_millis(250));
+        assert_eq!(c.multiline.max_lines, 20);
+    }
+
+    #[test]
+    fn multiline_mistakes_name_their_variable_in_one_line() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("REDTAIL_MULTILINE", "ruby")],
+                "REDTAIL_MULTILINE: expected off, java, python, go, indented or regex, got \"ruby\"",
+            ),
+            (
+                &[("REDTAIL_MULTILINE", "regex")],
+                "REDTAIL_MULTILINE_START: required with REDTAIL_MULTILINE=regex (a regex matching the first line of an event)",
+            ),
+            (
+                &[("REDTAIL_MULTILINE_START", "^x")],
+                "REDTAIL_MULTILINE_START: only used with REDTAIL_MULTILINE=regex, but REDTAIL_MULTILINE is \"off\"",
+            ),
+            (
+                &[
+                    ("REDTAIL_MULTILINE", "regex"),
+                    ("REDTAIL_MULTILINE_START", "(unclosed"),
+                ],
+                "REDTAIL_MULTILINE_START: not a valid regex (unclosed group)",
+            ),
+            (
+                &[("REDTAIL_MULTILINE_MAX_LINES", "0")],
+                "REDTAIL_MULTILINE_MAX_LINES: expected an integer from 1 to 1000000, got 0",
+            ),
+            (
+                &[("REDTAIL_MULTILINE_TIMEOUT_MS", "0")],
+                "REDTAIL_MULTILINE_TIMEOUT_MS: expected at least 1 milliseconds, got 0",
+            ),
+        ];
+        for (pairs, want) in cases {
+            assert_eq!(watch_with(pairs).unwrap_err(), *want);
+        }
+    }
 }

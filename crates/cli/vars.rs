@@ -180,6 +180,26 @@ pub const WATCH: &[Var] = &[
         "1000",
         "longest WAIT per batch (below 5000); a shortfall resends the batch and waits again",
     ),
+    var(
+        "REDTAIL_MULTILINE",
+        "off",
+        "multi-line events: off, java, python, go, indented, or regex",
+    ),
+    var(
+        "REDTAIL_MULTILINE_START",
+        "(none)",
+        "with regex: a line matching it starts an event, any other continues it",
+    ),
+    var(
+        "REDTAIL_MULTILINE_TIMEOUT_MS",
+        "1000",
+        "an open event is published after this long without a new line",
+    ),
+    var(
+        "REDTAIL_MULTILINE_MAX_LINES",
+        "500",
+        "an event is cut (trunc 1) beyond this many lines or REDTAIL_MAX_LINE_BYTES",
+    ),
 ];
 
 pub const SUBSCRIBE: &[Var] = &[

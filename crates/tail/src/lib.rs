@@ -18,6 +18,7 @@ mod file;
 mod framer;
 mod id;
 mod item;
+mod multiline;
 mod signal;
 mod tailer;
 
@@ -33,5 +34,6 @@ pub use id::{
     check_hash, check_of, fingerprint, fnv1a64, FileId, CHECK_BYTES, FINGERPRINT_MAX_BYTES,
 };
 pub use item::{Batch, Line, TailItem};
+pub use multiline::{Aggregator, Event, InLine, MultilineConfig, MultilineError, MultilineMode};
 pub use signal::TailWaker;
 pub use tailer::Tailer;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use redtail_bus::keys::check_cluster_prefix;
 use redtail_bus::{Mode, RedisTarget};
-use redtail_tail::StartAt;
+use redtail_tail::{MultilineConfig, StartAt};
 
 use crate::WatcherError;
 
@@ -43,6 +43,9 @@ pub struct Config {
     pub replica_acks: u32,
     /// Longest `WAIT`; below the Redis response timeout.
     pub replica_ack_timeout: Duration,
+    /// How each file's lines are grouped into events (`REDTAIL_MULTILINE*`); its
+    /// `max_bytes` is `max_line_bytes`, so an event is never larger than a line may be.
+    pub multiline: MultilineConfig,
 }
 
 impl Config {
@@ -72,6 +75,13 @@ impl Config {
         }
         if self.max_open_files < 2 {
             return fail(format!("max open files {} is below 2", self.max_open_files));
+        }
+        self.multiline.check().map_err(WatcherError::Config)?;
+        if self.multiline.max_bytes > self.max_line_bytes {
+            return fail(format!(
+                "multi-line events of up to {} bytes exceed the line limit of {} bytes",
+                self.multiline.max_bytes, self.max_line_bytes
+            ));
         }
         if self.checkpoint_every_lines == 0 {
             return fail("checkpoint every 0 lines".into());
@@ -128,7 +138,19 @@ mod tests {
             shutdown_timeout: Duration::from_secs(10),
             replica_acks: 0,
             replica_ack_timeout: Config::DEFAULT_REPLICA_ACK_TIMEOUT,
+            multiline: MultilineConfig::default(),
         }
+    }
+
+    #[test]
+    fn multiline_events_fit_in_a_line() {
+        let mut c = config();
+        c.validate().expect("defaults");
+        c.multiline.max_lines = 0;
+        assert!(c.validate().is_err());
+        let mut c = config();
+        c.multiline.max_bytes = c.max_line_bytes + 1;
+        assert!(c.validate().is_err());
     }
 
     #[test]
