@@ -43,6 +43,9 @@ pub struct TailConfig {
     /// are taken as already shipped. With `false`, or any `known` file, every file the
     /// tailer does not know is read from 0.
     pub fresh_start: bool,
+    /// Multi-line events (off by default): consecutive lines that belong together are
+    /// handed out as one [`crate::Line`].
+    pub multiline: crate::MultilineConfig,
 }
 
 impl TailConfig {
@@ -59,6 +62,7 @@ impl TailConfig {
             close_inactive: Duration::from_secs(300),
             birth_time: true,
             fresh_start: true,
+            multiline: crate::MultilineConfig::default(),
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::discovery::{Candidate, Place};
 use crate::framer::{FramedLine, Framer};
 use crate::id::{check_hash, fingerprint, fnv1a64, read_head};
-use crate::{Batch, FileId, Line, TailConfig, TailEvents};
+use crate::{Aggregator, Batch, Event, FileId, InLine, Line, TailConfig, TailEvents};
 
 /// Chunk size when searching backwards for the last '\n' (start at end).
 const BACKWARD_CHUNK: u64 = 64 << 10;
@@ -61,8 +61,12 @@ pub(crate) struct Tracked {
     pub deleted_sent: bool,
     /// Something may be readable (grew, a modify event, or the last batch hit a limit).
     pub dirty: bool,
-    /// [`check_hash`] at `framer.next_offset()`.
+    /// [`check_hash`] at [`Tracked::handed_out`].
     pub check: u64,
+    /// Multi-line grouping (None when off): its open event holds lines the framer has
+    /// consumed but that are not handed out yet.
+    agg: Option<Aggregator>,
+    multiline: Option<crate::MultilineConfig>,
 }
 
 impl Tracked {
@@ -96,7 +100,37 @@ impl Tracked {
             deleted_sent: false,
             dirty: true,
             check: 0,
+            agg: None,
+            multiline: (!config.multiline.mode.is_off()).then(|| config.multiline.clone()),
         }
+    }
+
+    /// Offset of the next byte not handed out: the framer's position, or the start of
+    /// the open multi-line event.
+    pub fn handed_out(&self) -> u64 {
+        self.agg
+            .as_ref()
+            .and_then(Aggregator::open_offset)
+            .unwrap_or_else(|| self.framer.next_offset())
+    }
+
+    /// When the open multi-line event is due, if there is one.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.agg.as_ref().and_then(Aggregator::deadline)
+    }
+
+    /// The open multi-line event as a batch, if it is due (`now = None`: due anyway).
+    pub fn take_open(&mut self, now: Option<Instant>) -> Option<Batch> {
+        let agg = self.agg.as_mut()?;
+        let event = match now {
+            Some(now) => agg.flush_due(now)?,
+            None => agg.finish()?,
+        };
+        let id = self.id?;
+        let mut batch = self.empty_batch(id);
+        push_event(&mut batch, event);
+        self.seal(&mut batch);
+        Some(batch)
     }
 
     pub fn key(&self) -> (u64, u64) {
@@ -163,7 +197,7 @@ impl Tracked {
         if self.fingerprint_changed().unwrap_or(true) {
             return true;
         }
-        let next = self.framer.next_offset();
+        let next = self.handed_out();
         let len = self.fstat().map_or(0, |(len, _)| len);
         if len < next {
             return true;
@@ -196,6 +230,7 @@ impl Tracked {
     /// Start (or restart) delivering at `offset`, a line start.
     pub fn start_at(&mut self, id: FileId, offset: u64) {
         self.id = Some(id);
+        self.agg = self.multiline.clone().map(Aggregator::new);
         self.deleted_sent = false;
         self.framer.reset(offset);
         self.opened_sent = false;
@@ -209,6 +244,59 @@ impl Tracked {
     /// Read complete lines into one batch, up to the limits. `finishing`: the file will
     /// not grow, so its unterminated rest is a line too. `None` = nothing to hand out.
     pub fn read_batch(
+        &mut self,
+        max_lines: usize,
+        max_bytes: usize,
+        finishing: bool,
+        now: Instant,
+        events: &dyn TailEvents,
+    ) -> io::Result<Option<Batch>> {
+        if self.agg.is_none() {
+            let mut batch = self.read_lines(max_lines, max_bytes, finishing, events)?;
+            if let Some(batch) = batch.as_mut() {
+                self.seal(batch);
+            }
+            return Ok(batch);
+        }
+        // Multi-line: lines go through the aggregator; read on until an event is
+        // complete or the file is at its end.
+        loop {
+            let lines = self.read_lines(max_lines, max_bytes, finishing, events)?;
+            let Some(id) = self.id else { return Ok(None) };
+            let agg = self.agg.as_mut().expect("checked above");
+            let mut done: Vec<Event> = Vec::new();
+            if let Some(lines) = &lines {
+                for (i, line) in lines.lines.iter().enumerate() {
+                    let input = InLine {
+                        offset: line.offset,
+                        end: line.end,
+                        data: lines.line(i),
+                        truncated: line.truncated,
+                    };
+                    agg.push(input, now, &mut done);
+                }
+            }
+            if finishing && lines.is_none() {
+                done.extend(agg.finish());
+            }
+            if done.is_empty() {
+                if lines.is_none() {
+                    return Ok(None);
+                }
+                continue;
+            }
+            let mut batch = self.empty_batch(id);
+            for event in done {
+                push_event(&mut batch, event);
+            }
+            self.seal(&mut batch);
+            return Ok(Some(batch));
+        }
+    }
+
+    /// Complete lines, one [`Line`] each (no multi-line grouping); not sealed (the
+    /// caller sets the check at what it hands out).
+    fn read_lines(
         &mut self,
         max_lines: usize,
         max_bytes: usize,
@@ -261,24 +349,7 @@ impl Tracked {
             }
         }
         self.size = self.size.max(self.framer.read_pos());
-        if batch.is_empty() {
-            return Ok(None);
-        }
-        self.seal(&mut batch);
-        Ok(Some(batch))
-    }
-
-    /// The unterminated rest already read, as a final line (the file was truncated).
-    pub fn take_final_batch(&mut self, events: &dyn TailEvents) -> Option<Batch> {
-        let id = self.id?;
-        let line = self.framer.take_partial()?;
-        let mut batch = self.empty_batch(id);
-        self.push(&mut batch, &line, events);
-        // The bytes are gone from the file: the check of what is in memory.
-        batch.check = crate::id::check_of(&batch.data);
-        self.check = batch.check;
-        batch.size = batch.end();
-        Some(batch)
+        Ok((!batch.is_empty()).then_some(batch))
     }
 
     fn empty_batch(&self, id: FileId) -> Batch {
@@ -310,9 +381,22 @@ impl Tracked {
             end: line.end,
             data: start..batch.data.len(),
             truncated: line.truncated,
+            lines: 1,
         });
         if line.truncated {
             events.oversized_line(&self.label, line.offset, line.length_seen);
         }
     }
+}
+
+fn push_event(batch: &mut Batch, event: Event) {
+    let start = batch.data.len();
+    batch.data.extend_from_slice(&event.data);
+    batch.lines.push(Line {
+        offset: event.offset,
+        end: event.end,
+        data: start..batch.data.len(),
+        truncated: event.truncated,
+        lines: event.lines,
+    });
 }

@@ -18,8 +18,11 @@ pub struct Line {
     /// Range in [`Batch::data`]: the line without '\n' and without one '\r' before it;
     /// for a cut line, its first `max_line_bytes` bytes.
     pub data: Range<usize>,
-    /// The line was longer than `max_line_bytes` and was cut.
+    /// The line was longer than `max_line_bytes` and was cut (for a multi-line event:
+    /// a line of it was, or the event reached its line or byte cap).
     pub truncated: bool,
+    /// Lines it holds: 1, or more for a multi-line event (its lines joined by `\n`).
+    pub lines: u32,
 }
 
 /// Consecutive complete lines of one file, in file order. The lines are ranges in one
@@ -123,12 +126,14 @@ mod tests {
                     end: 4,
                     data: 0..3,
                     truncated: false,
+                    lines: 1,
                 },
                 Line {
                     offset: 4,
                     end: 9,
                     data: 3..6,
                     truncated: false,
+                    lines: 1,
                 },
             ],
         };

@@ -196,6 +196,7 @@ struct Disk {
     /// Inodes freed by deletes, and how often a new file got one of them.
     freed: HashSet<u64>,
     reused: u32,
+    indent: bool,
 }
 
 const HEADER: &[u8] = b"== app started ==\n";
@@ -227,7 +228,13 @@ impl Disk {
         let content = self.contents[path];
         let mut f = OpenOptions::new().append(true).open(path).unwrap();
         for _ in 0..n {
-            let line = format!("line {} of content {content}", self.next_line).into_bytes();
+            // With multi-line events on, some lines continue the one before (indented).
+            let indent = if self.indent && self.next_line % 3 == 1 {
+                "  "
+            } else {
+                ""
+            };
+            let line = format!("{indent}line {} of content {content}", self.next_line).into_bytes();
             self.next_line += 1;
             let mut bytes = line.clone();
             bytes.push(b'\n');
@@ -260,8 +267,19 @@ impl Disk {
     }
 }
 
-fn config(pattern: &Path, birth_time: bool) -> TailConfig {
+fn config(pattern: &Path, birth_time: bool, multiline: bool) -> TailConfig {
+    let multiline = crate::MultilineConfig {
+        mode: if multiline {
+            crate::MultilineMode::Indented
+        } else {
+            crate::MultilineMode::Off
+        },
+        max_bytes: 256,
+        max_lines: 4,
+        ..crate::MultilineConfig::default()
+    };
     TailConfig {
+        multiline,
         max_line_bytes: 256,
         read_buffer_bytes: 64,
         poll_interval: Duration::ZERO,
@@ -281,6 +299,8 @@ fn look(tailer: &mut Tailer, pipeline: &mut Pipeline, budget: usize) {
 }
 
 fn run(actions: Vec<Action>, birth_time: bool, symlink: bool, seed_partial: u8) {
+    // Odd seeds group indented lines into multi-line events (at most 4 lines each).
+    let multiline = seed_partial % 2 == 1;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     // With a symlink, the pattern is `link.log` pointing into the directory's `data/`,
@@ -300,6 +320,7 @@ fn run(actions: Vec<Action>, birth_time: bool, symlink: bool, seed_partial: u8) 
         next_content: 0,
         freed: HashSet::new(),
         reused: 0,
+        indent: multiline,
     };
     // Checkpoint restarts only where Redis alone has a blind spot (see the module doc).
     let redis_only_ok = birth_time && !symlink;
@@ -311,7 +332,12 @@ fn run(actions: Vec<Action>, birth_time: bool, symlink: bool, seed_partial: u8) 
     }
     let losses = Arc::new(Losses::default());
     let mut pipeline = Pipeline::default();
-    let mut tailer = Tailer::new(config(&pattern, birth_time), vec![], losses.clone()).unwrap();
+    let mut tailer = Tailer::new(
+        config(&pattern, birth_time, multiline),
+        vec![],
+        losses.clone(),
+    )
+    .unwrap();
     // The first scan of a fresh start: what it finds in rotated siblings predates us.
     look(&mut tailer, &mut pipeline, 1000);
     let mut generation = 0;
@@ -407,7 +433,7 @@ fn run(actions: Vec<Action>, birth_time: bool, symlink: bool, seed_partial: u8) 
                     .collect();
                 let config = TailConfig {
                     fresh_start: fresh,
-                    ..config(&pattern, birth_time)
+                    ..config(&pattern, birth_time, multiline)
                 };
                 tailer = Tailer::new(config, known, losses.clone()).unwrap();
             }
@@ -427,8 +453,11 @@ fn run(actions: Vec<Action>, birth_time: bool, symlink: bool, seed_partial: u8) 
         }
     }
     let mut count: HashMap<&[u8], u32> = HashMap::new();
-    for (_, _, line) in &pipeline.stream {
-        *count.entry(line.as_slice()).or_default() += 1;
+    for (_, _, entry) in &pipeline.stream {
+        // A multi-line event holds its lines joined by '\n'.
+        for line in entry.split(|&b| b == b'\n') {
+            *count.entry(line).or_default() += 1;
+        }
     }
     let alive: HashSet<u64> = disk.contents.values().copied().collect();
     let mut missing_deleted = 0;
@@ -536,7 +565,7 @@ fn copy_truncate_and_kill_at_every_step() {
 
 /// Histories the randomized test once failed on (its minimal failing inputs, in the
 /// short notation below), replayed every run; `MODEL_CASE` replays one more, for
-/// debugging. Notation: b0/b1 birth times off/on, s1 symlink, then W<n> LW<n> R CT DR L
+/// debugging. Notation: b0/b1 birth times off/on, s1 symlink, m<seed> the seed (odd: multi-line events), then W<n> LW<n> R CT DR L
 /// WT CP K0 K1 RT.
 const REGRESSIONS: &[&str] = &[
     "b0 R",
@@ -560,6 +589,8 @@ const REGRESSIONS: &[&str] = &[
     "b0 W1 W1 CT R R CT R L W1 WT L CT",
     "b1 W1 W1 CT W1 DR L K0",
     "b0 CT DR W1 L K0 CT",
+    "b0 m43 W2 L W1",
+    "b0 m47 K0 L W1",
 ];
 
 #[test]
@@ -571,7 +602,7 @@ fn regressions_and_model_case() {
 }
 
 fn replay(case: &str) {
-    let (mut birth, mut symlink, mut actions) = (true, false, Vec::new());
+    let (mut birth, mut symlink, mut seed, mut actions) = (true, false, 0, Vec::new());
     for word in case.split_whitespace() {
         let n = |p: &str| word[p.len()..].parse::<u8>().unwrap_or(1);
         actions.push(match word {
@@ -585,6 +616,10 @@ fn replay(case: &str) {
             }
             "s1" => {
                 symlink = true;
+                continue;
+            }
+            w if w.starts_with('m') => {
+                seed = n("m");
                 continue;
             }
             "R" => Action::Rename,
@@ -601,5 +636,5 @@ fn replay(case: &str) {
             w => panic!("unknown step {w}"),
         });
     }
-    run(actions, birth, symlink, 0);
+    run(actions, birth, symlink, seed);
 }

@@ -74,6 +74,8 @@ pub struct Tailer {
     last_scan: Option<Instant>,
     scan_requested: bool,
     next_active: usize,
+    /// Hand out open multi-line events without waiting for their timeout.
+    flush_open: bool,
     /// Added to the clock (tests).
     skew: Duration,
 }
@@ -111,6 +113,7 @@ impl Tailer {
             last_scan: None,
             scan_requested: true,
             next_active: 0,
+            flush_open: false,
             skew: Duration::ZERO,
         };
         tailer.ensure_watch();
@@ -134,6 +137,13 @@ impl Tailer {
         }
         if let Some(item) = self.ready.pop_front() {
             return Ok(Some(item));
+        }
+        // Multi-line events whose timeout ran out (or all open ones, when flushing).
+        let due = (!self.flush_open).then(|| self.now());
+        for f in self.files.iter_mut().filter(|f| !f.retired) {
+            if let Some(batch) = f.take_open(due) {
+                return Ok(Some(TailItem::Lines(batch)));
+            }
         }
         // Files no longer at a matching path first, oldest first: they are bounded and
         // must be finished before the file that replaced them.
@@ -182,6 +192,12 @@ impl Tailer {
         }
     }
 
+    /// Hand out every open multi-line event now, without waiting for its timeout
+    /// (shutdown: an event is published at shutdown, not left half-read).
+    pub fn flush_open_events(&mut self) {
+        self.flush_open = true;
+    }
+
     /// Make the next [`Tailer::next_item`] scan first (shutdown drain: see every byte the
     /// files hold now).
     pub fn request_scan(&mut self) {
@@ -191,11 +207,18 @@ impl Tailer {
     /// Block until a file-system event arrives, the waker fires, or `timeout` passes
     /// (never past the next poll scan).
     pub fn wait(&mut self, timeout: Duration) {
+        let now = self.now();
         let until_poll = match self.last_scan {
-            Some(at) => self.config.poll_interval.saturating_sub(self.now() - at),
+            Some(at) => self.config.poll_interval.saturating_sub(now - at),
             None => Duration::ZERO,
         };
-        self.signals.wait(timeout.min(until_poll));
+        let until_event = self
+            .files
+            .iter()
+            .filter_map(Tracked::deadline)
+            .min()
+            .map_or(Duration::MAX, |due| due.saturating_duration_since(now));
+        self.signals.wait(timeout.min(until_poll).min(until_event));
     }
 
     pub fn waker(&self) -> TailWaker {
@@ -208,9 +231,7 @@ impl Tailer {
         self.files
             .iter()
             .filter(|f| !f.retired)
-            .filter_map(|f| {
-                f.id.map(|id| (id, Arc::clone(&f.label), f.framer.next_offset()))
-            })
+            .filter_map(|f| f.id.map(|id| (id, Arc::clone(&f.label), f.handed_out())))
             .collect()
     }
 
@@ -750,7 +771,7 @@ impl Tailer {
             .filter(|g| !g.retired && g.key() != f.key())
             .find_map(|g| {
                 let id = g.id?;
-                let end = g.framer.next_offset();
+                let end = g.handed_out();
                 (id.fingerprint == fp && g.fp_len == fp_len && same(end, Some(g.check)))
                     .then_some(CopyOf::Live(id, end))
             })
@@ -807,17 +828,16 @@ impl Tailer {
     }
 
     /// The file's content restarted (copy-truncate, or truncated and regrown): finish the
-    /// old content and start over at 0 as new content.
+    /// old content where it was handed out and start over at 0 as new content.
     fn truncate(&mut self, i: usize, now: Instant, len: u64) {
         let events = Arc::clone(&self.events);
         let f = &mut self.files[i];
         if let Some(id) = f.id {
-            events.truncated(&f.label, &id, f.framer.read_pos());
-            if let Some(batch) = f.take_final_batch(&*events) {
-                self.ready.push_back(TailItem::Lines(batch));
-            }
-            let f = &mut self.files[i];
-            let end = f.framer.next_offset();
+            // What was read but not handed out (an unterminated rest, an open multi-line
+            // event) is not handed out now: copy-truncate's copy holds it too and
+            // continues from here, with the check of exactly what was handed out.
+            events.truncated(&f.label, &id, f.handed_out());
+            let end = f.handed_out();
             let (fp_len, check, label) = (f.fp_len, f.check, Arc::clone(&f.label));
             if f.opened_sent || end > 0 {
                 self.ready.push_back(TailItem::Finished {
@@ -866,7 +886,7 @@ impl Tailer {
         let f = &mut self.files[i];
         f.retired = true;
         let gone = f.fstat().map_or(true, |(_, nlink)| nlink == 0);
-        let end = f.framer.next_offset();
+        let end = f.handed_out();
         let unread = f.size.saturating_sub(f.framer.read_pos().max(end));
         let label = Arc::clone(&f.label);
         f.close();
@@ -1034,7 +1054,7 @@ impl Tailer {
             return Some(TailItem::Deleted { id });
         }
         let before = f.size;
-        match f.read_batch(max_lines, max_bytes, false, &*events) {
+        match f.read_batch(max_lines, max_bytes, false, now, &*events) {
             Ok(Some(batch)) => {
                 f.last_used = now;
                 if f.size > before {
@@ -1077,7 +1097,7 @@ impl Tailer {
         // is its last line, then it is finished.
         if !f.finished {
             f.finished = true;
-            if let Ok(Some(batch)) = f.read_batch(max_lines, max_bytes, true, &*events) {
+            if let Ok(Some(batch)) = f.read_batch(max_lines, max_bytes, true, now, &*events) {
                 return Some(TailItem::Lines(batch));
             }
         }

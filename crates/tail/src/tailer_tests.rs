@@ -317,7 +317,10 @@ fn delete_and_recreate() {
     fs::remove_file(&log).unwrap();
     append(&log, b"c\n");
     let items = describe(&drain(&mut t), &mut ids);
-    assert_eq!(items, ["A deleted", "A b@2-3", "A end 3", "B open 0", "B c@0-2"]);
+    assert_eq!(
+        items,
+        ["A deleted", "A b@2-3", "A end 3", "B open 0", "B c@0-2"]
+    );
 }
 
 #[test]

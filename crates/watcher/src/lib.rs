@@ -96,6 +96,7 @@ pub async fn run(
         close_inactive: config.close_inactive,
         birth_time: true,
         fresh_start,
+        multiline: config.multiline.clone(),
     };
     let tailer = Tailer::new(tail_config, known, events)?;
 
