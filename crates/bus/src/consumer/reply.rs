@@ -90,6 +90,13 @@ pub(crate) fn decode_autoclaim(value: Value) -> Result<(String, Decoded), BusErr
     Ok((cursor, out))
 }
 
+/// `XRANGE` reply: the entries in stream order (used to rebuild a recorded batch).
+pub fn decode_range(value: Value) -> Result<Vec<StreamEntry>, BusError> {
+    let mut out = Decoded::default();
+    decode_entries(value, &mut out)?;
+    Ok(out.entries)
+}
+
 fn decode_entries(entries: Value, out: &mut Decoded) -> Result<(), BusError> {
     let entries = match entries {
         Value::Array(entries) => entries,
