@@ -99,13 +99,23 @@ fn lines_of(v: &Value) -> Vec<Vec<u8>> {
     if let Some(logs) = v["inlineSource"]["logs"].as_array() {
         return logs
             .iter()
-            .map(|l| STANDARD.decode(l["data"].as_str().unwrap_or("")).expect("data is base64"))
+            .map(|l| {
+                STANDARD
+                    .decode(l["data"].as_str().unwrap_or(""))
+                    .expect("data is base64")
+            })
             .collect();
     }
     if let Some(events) = v["inlineSource"]["events"].as_array() {
         return events
             .iter()
-            .map(|e| e["udm"]["metadata"]["description"].as_str().unwrap_or("").as_bytes().to_vec())
+            .map(|e| {
+                e["udm"]["metadata"]["description"]
+                    .as_str()
+                    .unwrap_or("")
+                    .as_bytes()
+                    .to_vec()
+            })
             .collect();
     }
     if let Some(entries) = v["entries"].as_array() {
@@ -147,8 +157,16 @@ pub fn test_key(dir: &Path) -> (String, Vec<u8>) {
     let key = dir.join("test-only-key.pem");
     let public = dir.join("test-only-key.pub.der");
     let ok = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
         .arg(&key)
+        .stderr(std::process::Stdio::null())
         .status()
         .expect("openssl genpkey")
         .success();
@@ -164,7 +182,10 @@ pub fn test_key(dir: &Path) -> (String, Vec<u8>) {
         .success();
     assert!(ok, "openssl rsa failed");
     let mut pem = String::new();
-    std::fs::File::open(&key).unwrap().read_to_string(&mut pem).unwrap();
+    std::fs::File::open(&key)
+        .unwrap()
+        .read_to_string(&mut pem)
+        .unwrap();
     (pem, std::fs::read(&public).unwrap())
 }
 
@@ -184,7 +205,10 @@ impl Stub {
         let st = Arc::clone(&state);
         let pk = Arc::clone(&public_key);
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 loop {
@@ -198,7 +222,9 @@ impl Stub {
                         let service = hyper::service::service_fn(move |req| {
                             let st = Arc::clone(&st);
                             let pk = Arc::clone(&pk);
-                            async move { Ok::<_, std::convert::Infallible>(handle(req, st, pk, addr).await) }
+                            async move {
+                                Ok::<_, std::convert::Infallible>(handle(req, st, pk, addr).await)
+                            }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(tcp), service)
@@ -207,7 +233,13 @@ impl Stub {
                 }
             });
         });
-        Stub { addr, state, stop: Some(stop), thread: Some(thread), public_key }
+        Stub {
+            addr,
+            state,
+            stop: Some(stop),
+            thread: Some(thread),
+            public_key,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -292,16 +324,28 @@ async fn handle(
     addr: SocketAddr,
 ) -> Response<Full<Bytes>> {
     let method = req.method().to_string();
-    let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
     let header = |name: &str| {
-        headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
     };
-    let raw = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let raw = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
 
     if method == "POST" && path == "/token" {
@@ -312,7 +356,10 @@ async fn handle(
             Ok(()) => issue(&mut lock()),
             Err(e) => {
                 lock().jwt_errors.push(e.clone());
-                reply(400, json!({"error": "invalid_grant", "error_description": e}))
+                reply(
+                    400,
+                    json!({"error": "invalid_grant", "error_description": e}),
+                )
             }
         };
     }
@@ -331,20 +378,37 @@ async fn handle(
         }
         let types = lock().log_types.clone();
         let list: Vec<Value> = if path == "/v2/logtypes" {
-            types.iter().map(|t| json!({"logType": t, "description": "stub"})).collect()
+            types
+                .iter()
+                .map(|t| json!({"logType": t, "description": "stub"}))
+                .collect()
         } else {
-            let instance = path.trim_start_matches("/v1alpha/").split("/logTypes").next().unwrap_or("").to_string();
-            types.iter().map(|t| json!({"name": format!("{instance}/logTypes/{t}")})).collect()
+            let instance = path
+                .trim_start_matches("/v1alpha/")
+                .split("/logTypes")
+                .next()
+                .unwrap_or("")
+                .to_string();
+            types
+                .iter()
+                .map(|t| json!({"name": format!("{instance}/logTypes/{t}")}))
+                .collect()
         };
         return reply(200, json!({ "logTypes": list }));
     }
-    if method != "POST" || !(path.ends_with("/logs:import") || path.ends_with("/events:import") || path == "/v2/unstructuredlogentries:batchCreate") {
+    if method != "POST"
+        || !(path.ends_with("/logs:import")
+            || path.ends_with("/events:import")
+            || path == "/v2/unstructuredlogentries:batchCreate")
+    {
         return reply(404, json!({"error": "no such path in the stub"}));
     }
 
     let body = if header("content-encoding").as_deref() == Some("gzip") {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).expect("gzip body");
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .expect("gzip body");
         out
     } else {
         raw.to_vec()
@@ -352,13 +416,32 @@ async fn handle(
     let hash = hex(ring::digest::digest(&ring::digest::SHA256, &raw).as_ref());
     let probe = lock().probe.clone();
     let pending = probe.map(|(url, stream, group)| pending_ids(&url, &stream, &group));
-    let mut seen = Seen { method, path, headers, raw_len: raw.len(), body, hash, status: 0, pending, at: std::time::Instant::now() };
+    let mut seen = Seen {
+        method,
+        path,
+        headers,
+        raw_len: raw.len(),
+        body,
+        hash,
+        status: 0,
+        pending,
+        at: std::time::Instant::now(),
+    };
 
     let (fault, rules) = {
         let mut st = lock();
-        (if authorized { st.faults.pop_front() } else { None }, st.rules.clone())
+        (
+            if authorized {
+                st.faults.pop_front()
+            } else {
+                None
+            },
+            st.rules.clone(),
+        )
     };
-    let lines = serde_json::from_slice::<Value>(&seen.body).map(|v| lines_of(&v)).unwrap_or_default();
+    let lines = serde_json::from_slice::<Value>(&seen.body)
+        .map(|v| lines_of(&v))
+        .unwrap_or_default();
     let (status, retry_after, hang) = if !authorized {
         (401, None, None)
     } else {
@@ -375,7 +458,9 @@ async fn handle(
                 } else if rules.max_entries.is_some_and(|m| lines.len() > m) {
                     (413, None, None)
                 } else if rules.reject_marker.as_ref().is_some_and(|m| {
-                    lines.iter().any(|l| String::from_utf8_lossy(l).contains(m.as_str()))
+                    lines
+                        .iter()
+                        .any(|l| String::from_utf8_lossy(l).contains(m.as_str()))
                 }) {
                     (400, None, None)
                 } else {
@@ -393,9 +478,17 @@ async fn handle(
     if let Some(d) = rules.hold {
         tokio::time::sleep(d).await;
     }
-    let mut resp = reply(status, if status == 200 { json!({}) } else { json!({"error": {"code": status, "message": "stub says no"}}) });
+    let mut resp = reply(
+        status,
+        if status == 200 {
+            json!({})
+        } else {
+            json!({"error": {"code": status, "message": "stub says no"}})
+        },
+    );
     if let Some(ra) = retry_after {
-        resp.headers_mut().insert("retry-after", ra.to_string().parse().unwrap());
+        resp.headers_mut()
+            .insert("retry-after", ra.to_string().parse().unwrap());
     }
     resp
 }
@@ -405,7 +498,10 @@ fn issue(st: &mut State) -> Response<Full<Bytes>> {
     let token = format!("ya29.stub-secret-{}-{:x}", st.token_requests, rand_u64());
     st.tokens.insert(token.clone());
     st.issued.push(token.clone());
-    reply(200, json!({"access_token": token, "expires_in": st.token_lifetime_s, "token_type": "Bearer"}))
+    reply(
+        200,
+        json!({"access_token": token, "expires_in": st.token_lifetime_s, "token_type": "Bearer"}),
+    )
 }
 
 fn rand_u64() -> u64 {
@@ -438,15 +534,30 @@ fn verify_grant(form: &str, public_key: &[u8], token_uri: &str, scope: &str) -> 
     if parts.len() != 3 {
         return Err("JWT without three parts".into());
     }
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(parts[0])
+            .map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
     if header["alg"] != "RS256" {
         return Err(format!("alg {}", header["alg"]));
     }
-    let sig = URL_SAFE_NO_PAD.decode(parts[2]).map_err(|e| e.to_string())?;
-    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, public_key)
-        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
-        .map_err(|_| "bad JWT signature".to_string())?;
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let sig = URL_SAFE_NO_PAD
+        .decode(parts[2])
+        .map_err(|e| e.to_string())?;
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        public_key,
+    )
+    .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+    .map_err(|_| "bad JWT signature".to_string())?;
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
     let now = chrono::Utc::now().timestamp();
     let iat = claims["iat"].as_i64().ok_or("no iat")?;
     let exp = claims["exp"].as_i64().ok_or("no exp")?;
@@ -467,8 +578,12 @@ fn verify_grant(form: &str, public_key: &[u8], token_uri: &str, scope: &str) -> 
 
 /// Every id pending in the group (XPENDING, extended form).
 fn pending_ids(url: &str, stream: &str, group: &str) -> HashSet<String> {
-    let Ok(client) = redis::Client::open(url) else { return HashSet::new() };
-    let Ok(mut conn) = client.get_connection() else { return HashSet::new() };
+    let Ok(client) = redis::Client::open(url) else {
+        return HashSet::new();
+    };
+    let Ok(mut conn) = client.get_connection() else {
+        return HashSet::new();
+    };
     let reply: Result<Vec<(String, String, u64, u64)>, _> = redis::cmd("XPENDING")
         .arg(stream)
         .arg(group)
@@ -476,7 +591,9 @@ fn pending_ids(url: &str, stream: &str, group: &str) -> HashSet<String> {
         .arg("+")
         .arg(1_000_000)
         .query(&mut conn);
-    reply.map(|r| r.into_iter().map(|(id, ..)| id).collect()).unwrap_or_default()
+    reply
+        .map(|r| r.into_iter().map(|(id, ..)| id).collect())
+        .unwrap_or_default()
 }
 
 /// A service-account key file pointing at the stub.

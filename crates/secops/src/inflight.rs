@@ -221,7 +221,12 @@ impl Store {
         }
         let mut cmd = redis::cmd("XACK");
         cmd.arg(&self.stream).arg(&self.group).arg(ids);
-        self.run(&cmd).await
+        match self.run(&cmd).await {
+            // The group is gone (deleted, or Redis restarted empty) and its pending list with
+            // it: nothing is left to acknowledge, and retrying would never end.
+            Err(SecopsError::Redis(BusError::Redis(e))) if e.code() == Some("NOGROUP") => Ok(0),
+            other => other,
+        }
     }
 
     /// Resets the idle time of our pending `ids` (XCLAIM to ourselves, JUSTID: no delivery

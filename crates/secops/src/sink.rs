@@ -227,12 +227,6 @@ impl Sink {
         Ok(())
     }
 
-    /// How long the caller may block on a read before [`Sink::tick`] is due.
-    pub fn time_to_seal(&self) -> Option<Duration> {
-        self.opened_at
-            .map(|t| self.cfg.batch_wait.saturating_sub(t.elapsed()))
-    }
-
     /// Records the open batch in Redis, then delivers it.
     async fn seal(&mut self) -> Result<(), SecopsError> {
         let held = std::mem::take(&mut self.open);
@@ -348,7 +342,11 @@ impl Sink {
                 .envelope
                 .body(present.iter().map(|h| h.fragment.as_slice()));
             let n = present.len();
-            match self.api.post(&body).await {
+            let Some(verdict) = self.post_keeping_alive(&body).await else {
+                // Shutdown: the batch stays recorded and pending; the next run resends it.
+                return self.finish(&entries);
+            };
+            match verdict {
                 Verdict::Accepted => {
                     refused_by_config = false;
                     backoff.reset();
@@ -478,6 +476,35 @@ impl Sink {
         self.metrics.deadletter.inc();
         let ids = [entry.id.clone()];
         let _ = redis_retry!(self, self.store.ack(&ids));
+    }
+
+    /// One attempt, during which held entries are kept from being claimed and liveness
+    /// beats (a reply may take up to the request timeout). `None`: shutdown came first; the
+    /// request is abandoned, which is safe because any resend is the same body.
+    async fn post_keeping_alive(&mut self, body: &[u8]) -> Option<Verdict> {
+        let ids: Vec<String> = self.held.iter().cloned().collect();
+        let every = (self.claim_idle / 3).clamp(Duration::from_millis(10), BEAT);
+        let shutdown = self.plumbing.shutdown.clone();
+        let post = self.api.post(body);
+        tokio::pin!(post);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                verdict = &mut post => return Some(verdict),
+                _ = shutdown.wait() => return None,
+                _ = tick.tick() => {
+                    self.plumbing.liveness.beat();
+                    let now = Instant::now();
+                    if now.duration_since(self.last_keep_alive) >= self.claim_idle / 3 {
+                        self.last_keep_alive = now;
+                        if let Err(err) = self.store.keep_alive(&ids).await {
+                            tracing::debug!(error = %err, "Could not refresh the held entries' idle time.");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn update_gauge(&self) {

@@ -5,11 +5,12 @@
 //! sink per sealed batch (after a 2xx), and mixing both in one loop would blur the one
 //! invariant each relies on.
 
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use prometheus::IntGauge;
-use redtail_bus::consumer::{StreamConsumer, StreamConsumerConfig, StreamEntry};
+use redtail_bus::consumer::{GroupMonitor, StreamConsumer, StreamConsumerConfig, StreamEntry};
 use redtail_bus::Backoff;
 use redtail_secops::{EventRenderer, Plumbing, SecopsConfig, Sink, Source};
 use redtail_telemetry::readiness::{Liveness, Readiness};
@@ -103,6 +104,15 @@ pub(crate) async fn run(
             claim_interval: config.claim_interval(),
         },
     )?;
+    // The pending gauge as in file mode; lag stays 0 here (the sink's own gauge,
+    // `redtail_subscriber_sink_oldest_unacked_seconds`, says how far behind it is).
+    let gauges = tokio::spawn(crate::stream_mode::sample_gauges(
+        GroupMonitor::new(config.target.clone(), &config.stream, &config.group)?,
+        None,
+        metrics.clone(),
+        Arc::new(AtomicI64::new(crate::stream_mode::NONE_YET)),
+        shutdown.clone(),
+    ));
     tracing::info!(
         stream = %config.stream,
         group = %config.group,
@@ -142,6 +152,7 @@ pub(crate) async fn run(
         }
         sink.tick().await?;
     }
+    gauges.abort();
     // Entries of an unsent or unfinished batch stay pending; the next run resends the
     // recorded batch unchanged and batches the rest anew.
     tracing::info!("Subscriber stopped.");
