@@ -242,11 +242,18 @@ impl TokenProvider {
         .map_err(|e| SecopsError::Token(e.to_string()))?;
         if !reply.status.is_success() {
             // The body of a refused grant says why (`invalid_grant`, …) and holds no secret.
-            return Err(SecopsError::Token(format!(
+            let detail = format!(
                 "{} from the token endpoint: {}",
                 reply.status.as_u16(),
                 reply.detail()
-            )));
+            );
+            return Err(
+                if reply.status.is_client_error() && reply.status.as_u16() != 429 {
+                    SecopsError::TokenRefused(detail)
+                } else {
+                    SecopsError::Token(detail)
+                },
+            );
         }
         let parsed: TokenReply = serde_json::from_slice(&reply.body)
             .map_err(|_| SecopsError::Token("the token reply is not the JSON expected".into()))?;

@@ -80,13 +80,7 @@ impl ApiClient {
         loop {
             let token = match self.tokens.token(&mut self.http).await {
                 Ok(t) => t,
-                Err(e) => {
-                    return Verdict::Retry {
-                        reason: "token",
-                        after: None,
-                        detail: e.to_string(),
-                    }
-                }
+                Err(e) => return token_verdict(e),
             };
             let mut headers = vec![
                 ("authorization", format!("Bearer {}", token.expose())),
@@ -160,19 +154,11 @@ impl ApiClient {
         let mut url = log_types_url(cfg);
         let wanted = cfg.log_type.clone().filter(|_| cfg.api != Api::Events);
         for _page in 0..50 {
-            let token = self.tokens.token(&mut self.http).await.map_err(|e| {
-                let detail = e.to_string();
-                // A refused grant (4xx from the token endpoint) will not fix itself.
-                if detail.contains(" from the token endpoint") && !detail.contains(": 5") {
-                    Verdict::NotReady { detail }
-                } else {
-                    Verdict::Retry {
-                        reason: "token",
-                        after: None,
-                        detail,
-                    }
-                }
-            })?;
+            let token = self
+                .tokens
+                .token(&mut self.http)
+                .await
+                .map_err(token_verdict)?;
             let reply = self
                 .http
                 .send(Call {
@@ -220,6 +206,20 @@ impl ApiClient {
         Err(Verdict::NotReady {
             detail: "the log type list did not end after 50 pages".into(),
         })
+    }
+}
+
+/// A refused grant will not fix itself (not ready, no aging); anything else is transient.
+fn token_verdict(e: SecopsError) -> Verdict {
+    match e {
+        SecopsError::TokenRefused(_) => Verdict::NotReady {
+            detail: e.to_string(),
+        },
+        other => Verdict::Retry {
+            reason: "token",
+            after: None,
+            detail: other.to_string(),
+        },
     }
 }
 

@@ -10,9 +10,13 @@ pub enum SecopsError {
     /// The credentials file is missing, unreadable or not a service-account key.
     #[error("REDTAIL_SECOPS_CREDENTIALS: {0}")]
     Credentials(String),
-    /// The token endpoint or the metadata server refused or failed.
+    /// The token endpoint or the metadata server failed (unreachable, 5xx, a bad reply).
     #[error("getting an access token: {0}")]
     Token(String),
+    /// The token endpoint refused the grant (4xx: revoked key, wrong account): a
+    /// configuration error, not something a retry fixes.
+    #[error("the token endpoint refused the grant: {0}")]
+    TokenRefused(String),
     /// Connecting, TLS, sending or reading a reply failed, or no reply came in time.
     #[error("HTTP: {0}")]
     Http(String),
@@ -29,7 +33,7 @@ impl SecopsError {
         match self {
             SecopsError::Config(_) => "config",
             SecopsError::Credentials(_) => "credentials",
-            SecopsError::Token(_) => "token",
+            SecopsError::Token(_) | SecopsError::TokenRefused(_) => "token",
             SecopsError::Http(_) => "http",
             SecopsError::Startup(_) => "startup",
             SecopsError::Redis(_) => "redis",

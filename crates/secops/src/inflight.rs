@@ -7,7 +7,7 @@
 //! change is a compare-and-set against the value last written, so a consumer that lost its
 //! batch to a claim notices and lets go instead of overwriting the new owner's record.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use redis::{Script, Value};
 use redtail_bus::consumer::{decode_range, StreamEntry};
@@ -229,9 +229,45 @@ impl Store {
         }
     }
 
-    /// Resets the idle time of our pending `ids` (XCLAIM to ourselves, JUSTID: no delivery
-    /// count change), so a batch that is merely slow is not claimed by another consumer.
-    pub async fn keep_alive(&mut self, ids: &[String]) -> Result<(), SecopsError> {
+    /// Resets the idle time of those of `ids` still pending on us (XCLAIM to ourselves,
+    /// JUSTID: no delivery count change), so a batch that is merely slow is not claimed by
+    /// another consumer. Returns the ids that are no longer ours: another consumer claimed
+    /// them while we were stalled (frozen, partitioned) and they must not be sent by us too.
+    pub async fn keep_alive(&mut self, ids: &[String]) -> Result<HashSet<String>, SecopsError> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        // Only the range the ids span: our pending list may be longer than what we hold
+        // (entries of an earlier run not re-read yet).
+        let key = |id: &String| -> (u64, u64) {
+            let (ms, seq) = id.split_once('-').unwrap_or((id.as_str(), "0"));
+            (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+        };
+        let first = ids
+            .iter()
+            .min_by_key(|id| key(id))
+            .map_or("-", |s| s.as_str());
+        let last = ids
+            .iter()
+            .max_by_key(|id| key(id))
+            .map_or("+", |s| s.as_str());
+        let mut cmd = redis::cmd("XPENDING");
+        cmd.arg(&self.stream)
+            .arg(&self.group)
+            .arg(first)
+            .arg(last)
+            .arg(ids.len() * 4 + 10_000)
+            .arg(&self.consumer);
+        let mine: Vec<(String, String, u64, u64)> = self.run(&cmd).await?;
+        let mine: HashSet<String> = mine.into_iter().map(|(id, ..)| id).collect();
+        let (ours, lost): (Vec<String>, Vec<String>) =
+            ids.iter().cloned().partition(|id| mine.contains(id));
+        self.claim(&ours).await?;
+        Ok(lost.into_iter().collect())
+    }
+
+    /// Takes `ids` over (adopting a dead consumer's recorded batch), whoever holds them.
+    pub async fn claim(&mut self, ids: &[String]) -> Result<(), SecopsError> {
         for chunk in ids.chunks(1000) {
             let mut cmd = redis::cmd("XCLAIM");
             cmd.arg(&self.stream)

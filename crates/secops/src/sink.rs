@@ -235,6 +235,30 @@ impl Sink {
         if held.is_empty() {
             return Ok(());
         }
+        // Entries another consumer claimed while we were stalled are theirs now; sending them
+        // too would put them into two different batches. This also resets the idle time of
+        // the rest, so nobody claims them between here and the record.
+        let ids: Vec<String> = held.iter().map(|h| h.entry.id.clone()).collect();
+        let Some(lost) = redis_retry!(self, self.store.keep_alive(&ids)) else {
+            self.release(&held);
+            return Ok(());
+        };
+        self.last_keep_alive = Instant::now();
+        let held: Vec<Held> = if lost.is_empty() {
+            held
+        } else {
+            tracing::warn!(
+                entries = lost.len(),
+                "Entries of the open batch were claimed by another consumer; leaving them to it."
+            );
+            self.release_ids(&lost);
+            held.into_iter()
+                .filter(|h| !lost.contains(&h.entry.id))
+                .collect()
+        };
+        if held.is_empty() {
+            return Ok(());
+        }
         let ids: Vec<String> = held.iter().map(|h| h.entry.id.clone()).collect();
         let record = Record::new(now_ms(), ids);
         let Some(written) = redis_retry!(self, self.store.write(&record)) else {
@@ -293,7 +317,7 @@ impl Sink {
                 continue;
             };
             let ids: Vec<String> = record.ids().cloned().collect();
-            if let Err(err) = self.store.keep_alive(&ids).await {
+            if let Err(err) = self.store.claim(&ids).await {
                 tracing::debug!(error = %err, "Could not claim the rest of the adopted batch.");
             }
             tracing::info!(
@@ -444,6 +468,44 @@ impl Sink {
         Ok(())
     }
 
+    fn release_ids(&mut self, ids: &HashSet<String>) {
+        for id in ids {
+            self.held.remove(id);
+        }
+    }
+
+    /// Keeps held entries ours; drops from the open batch any another consumer took.
+    async fn refresh_held(&mut self) {
+        self.last_keep_alive = Instant::now();
+        let ids: Vec<String> = self.held.iter().cloned().collect();
+        match self.store.keep_alive(&ids).await {
+            Ok(lost) if !lost.is_empty() => {
+                tracing::warn!(
+                    entries = lost.len(),
+                    "Held entries were claimed by another consumer; leaving them to it."
+                );
+                let held = &mut self.held;
+                self.open.retain(|h| {
+                    let keep = !lost.contains(&h.entry.id);
+                    if !keep {
+                        held.remove(&h.entry.id);
+                    }
+                    keep
+                });
+                self.open_bytes = self.open.iter().map(|h| h.fragment.len()).sum();
+                if self.open.is_empty() {
+                    self.opened_at = None;
+                }
+                // In-flight ones stay held: their record was adopted, so our next record
+                // write fails and we let that batch go.
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::debug!(error = %err, "Could not refresh the held entries' idle time.")
+            }
+        }
+    }
+
     fn release(&mut self, held: &[Held]) {
         for h in held {
             self.held.remove(&h.entry.id);
@@ -535,11 +597,7 @@ impl Sink {
                 return true;
             }
             if now.duration_since(self.last_keep_alive) >= self.claim_idle / 3 {
-                self.last_keep_alive = now;
-                let ids: Vec<String> = self.held.iter().cloned().collect();
-                if let Err(err) = self.store.keep_alive(&ids).await {
-                    tracing::debug!(error = %err, "Could not refresh the held entries' idle time.");
-                }
+                self.refresh_held().await;
             }
             let slice = (deadline - now).min(BEAT).min(self.claim_idle / 3);
             let shutdown = self.plumbing.shutdown.clone();
