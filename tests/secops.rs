@@ -525,6 +525,36 @@ fn another_consumer_claiming_a_dead_ones_batch_resends_it_identically() {
 }
 
 #[test]
+fn sigterm_during_a_request_that_never_returns_exits_promptly() {
+    let rig = rig(CLOUD);
+    rig.stub.set_rules(Rules {
+        hold: Some(Duration::from_secs(120)),
+        ..Rules::default()
+    });
+    let lines = rig.add(0, 10, |_| None);
+    let mut sub = rig.subscribe(&[("REDTAIL_SECOPS_TIMEOUT_MS", "120000")]);
+    wait_until(LONG, "the request in flight", || {
+        !rig.stub.seen().is_empty()
+    });
+    let hash = rig.stub.seen()[0].hash.clone();
+    assert_eq!(
+        sub.terminate(Duration::from_secs(30)).code(),
+        Some(0),
+        "{}",
+        sub.stderr()
+    );
+    assert_eq!(rig.pending(), 10, "nothing acknowledged without a reply");
+    rig.stub.set_rules(Rules::default());
+    sub.restart();
+    rig.wait_delivered(10);
+    assert!(
+        rig.stub.seen().iter().all(|s| s.hash == hash),
+        "the abandoned request is resent unchanged"
+    );
+    assert_each_once(&rig.stub, &lines, &[]);
+}
+
+#[test]
 fn events_import_with_gzip() {
     let rig = rig(CLOUD);
     let lines = rig.add(0, 20, |_| None);
@@ -635,6 +665,24 @@ fn startup_check_and_configuration_errors() {
     let stderr = sub.stderr();
     assert!(stderr.contains("REDTAIL_SECOPS_ENDPOINT"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+
+    // A key the token endpoint does not know (another key pair): the grant is refused, the
+    // startup check says so in one line, and nothing of the key or a token is shown.
+    let other = tempfile::tempdir().unwrap();
+    let (other_pem, _) = test_key(other.path());
+    let wrong = key_file(other.path(), &other_pem, &rig.stub.token_uri());
+    let mut sub = rig.subscribe(&[("REDTAIL_SECOPS_CREDENTIALS", wrong.to_str().unwrap())]);
+    assert_eq!(sub.wait_exit(LONG).code(), Some(1), "{}", sub.stderr());
+    let stderr = sub.stderr();
+    assert!(stderr.contains("refused the grant"), "{stderr}");
+    assert!(rig
+        .stub
+        .jwt_errors()
+        .iter()
+        .any(|e| e.contains("signature")));
+    for chunk in other_pem.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!stderr.contains(chunk), "key material in the logs");
+    }
 
     let bad_key = rig.dir.path().join("not-a-key.json");
     std::fs::write(

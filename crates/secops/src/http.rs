@@ -236,6 +236,38 @@ mod tests {
         assert!(authority(&"ftp://x/".parse().unwrap()).is_err());
     }
 
+    /// A server that accepts and never answers: the call ends at the deadline (virtual time,
+    /// so the test takes no real 30 s).
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_that_never_comes_is_a_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let holder = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                held.push(sock);
+            }
+        });
+        let mut client = HttpClient::new(Duration::from_secs(30)).unwrap();
+        let url = format!("http://127.0.0.1:{port}/x");
+        let started = tokio::time::Instant::now();
+        let err = client
+            .send(Call {
+                method: Method::POST,
+                url: &url,
+                headers: vec![],
+                body: Bytes::from_static(b"{}"),
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no reply within 30000 ms"),
+            "{err}"
+        );
+        assert!(started.elapsed() >= Duration::from_secs(30));
+        holder.abort();
+    }
+
     #[tokio::test]
     async fn connection_refused_is_an_error_not_a_hang() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

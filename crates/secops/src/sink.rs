@@ -416,9 +416,7 @@ impl Sink {
                     self.metrics.retries.with_label_values(&[reason]).inc();
                     tracing::warn!(reason, error = %detail, "SecOps request failed; retrying with the same body.");
                     last_error = detail;
-                    let delay = after
-                        .map(|a| a.min(SecopsConfig::MAX_BACKOFF))
-                        .unwrap_or_else(|| backoff.next_delay());
+                    let delay = retry_delay(after, &mut backoff);
                     if !self.wait(delay).await {
                         return self.finish(&entries);
                     }
@@ -609,6 +607,14 @@ impl Sink {
     }
 }
 
+/// `Retry-After` when the server gave one (capped at the 5 min ceiling), else the backoff.
+fn retry_delay(after: Option<Duration>, backoff: &mut Backoff) -> Duration {
+    match after {
+        Some(after) => after.min(SecopsConfig::MAX_BACKOFF),
+        None => backoff.next_delay(),
+    }
+}
+
 fn token_source(credentials: &CredentialsSource) -> Result<TokenSource, SecopsError> {
     Ok(match credentials {
         CredentialsSource::KeyFile(path) => {
@@ -616,4 +622,33 @@ fn token_source(credentials: &CredentialsSource) -> Result<TokenSource, SecopsEr
         }
         CredentialsSource::Metadata(base) => TokenSource::Metadata(base.clone()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_wins_and_everything_stays_under_five_minutes() {
+        let mut b = Backoff::new(Duration::from_millis(1000), SecopsConfig::MAX_BACKOFF);
+        assert_eq!(
+            retry_delay(Some(Duration::from_secs(7)), &mut b),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            retry_delay(Some(Duration::from_secs(3600)), &mut b),
+            SecopsConfig::MAX_BACKOFF
+        );
+        let first = retry_delay(None, &mut b);
+        assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1));
+        let mut last = first;
+        for _ in 0..40 {
+            last = retry_delay(None, &mut b);
+            assert!(last <= SecopsConfig::MAX_BACKOFF);
+        }
+        assert!(
+            last >= SecopsConfig::MAX_BACKOFF / 2,
+            "grows to the cap: {last:?}"
+        );
+    }
 }
