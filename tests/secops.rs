@@ -700,3 +700,60 @@ fn startup_check_and_configuration_errors() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// Throughput of the sink against the loopback stub (prints figures, asserts no speed):
+/// `cargo test --test secops -- --ignored --nocapture throughput`.
+#[test]
+#[ignore]
+fn throughput_through_the_stub() {
+    for gzip in ["false", "true"] {
+        let rig = rig(CLOUD);
+        let n: u64 = 50_000;
+        let mut conn = rig.redis.conn();
+        let now = Utc::now();
+        let mut bytes = 0usize;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+            let mut pipe = redis::pipe();
+            for seq in chunk {
+                let line = format!(
+                    r#"{{"timestamp":"{}","level":"INFO","message":"GET /api/items/{seq} 200 3ms","seq":{seq},"service":"app","host":"app-0"}}"#,
+                    now.format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                );
+                bytes += line.len();
+                pipe.cmd("XADD")
+                    .arg(STREAM)
+                    .arg("*")
+                    .arg("line")
+                    .arg(line)
+                    .arg("src")
+                    .arg("app-0")
+                    .arg("ct")
+                    .arg(now.timestamp_micros())
+                    .ignore();
+            }
+            pipe.query::<()>(&mut conn).unwrap();
+        }
+        let started = std::time::Instant::now();
+        let _sub = rig.subscribe(&[("REDTAIL_SECOPS_GZIP", gzip)]);
+        wait_until(Duration::from_secs(600), "all delivered", || {
+            rig.stub
+                .seen()
+                .iter()
+                .filter(|s| s.accepted())
+                .map(|s| s.lines().len())
+                .sum::<usize>() as u64
+                >= n
+                && rig.pending() == 0
+        });
+        let secs = started.elapsed().as_secs_f64();
+        let seen = rig.stub.seen();
+        let sent: usize = seen.iter().map(|s| s.raw_len).sum();
+        println!(
+            "gzip={gzip}: {n} lines ({:.1} MB of lines) in {secs:.2} s = {:.0} lines/s, {} requests, {:.1} MB on the wire",
+            bytes as f64 / 1e6,
+            n as f64 / secs,
+            seen.len(),
+            sent as f64 / 1e6
+        );
+    }
+}
