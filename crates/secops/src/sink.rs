@@ -339,28 +339,11 @@ impl Sink {
     ) -> Result<(), SecopsError> {
         self.inflight_oldest_ms = entries.values().map(|h| h.entry.id_ms).min();
         let mut backoff = Backoff::new(self.cfg.retry_base, SecopsConfig::MAX_BACKOFF);
-        let mut last_error = String::from("none");
-        // 403/404 are the operator's to fix: they do not age a batch into the dead letters.
-        let mut refused_by_config = false;
         while let Some(part) = record.parts.first().cloned() {
             let present: Vec<&Held> = part.iter().filter_map(|id| entries.get(id)).collect();
             if present.is_empty() {
                 record.parts.remove(0);
                 continue;
-            }
-            let age =
-                Duration::from_millis(u64::try_from(now_ms() - record.sealed_ms).unwrap_or(0));
-            if age > self.cfg.max_age && !refused_by_config {
-                let reason = format!(
-                    "still failing after REDTAIL_SECOPS_MAX_AGE_MS ({} ms); last error: {last_error}",
-                    self.cfg.max_age.as_millis()
-                );
-                let rest: Vec<String> = record.ids().cloned().collect();
-                if !self.dead_letter_ids(&rest, &entries, &reason).await {
-                    return self.finish(&entries);
-                }
-                record.parts.clear();
-                break;
             }
             let body = self
                 .envelope
@@ -372,7 +355,6 @@ impl Sink {
             };
             match verdict {
                 Verdict::Accepted => {
-                    refused_by_config = false;
                     backoff.reset();
                     self.plumbing.readiness.set_ok(READINESS);
                     if redis_retry!(self, self.store.ack(&part)).is_none() {
@@ -391,7 +373,6 @@ impl Sink {
                     retry_reason,
                     reason,
                 } => {
-                    refused_by_config = false;
                     self.metrics
                         .retries
                         .with_label_values(&[retry_reason])
@@ -415,7 +396,23 @@ impl Sink {
                 } => {
                     self.metrics.retries.with_label_values(&[reason]).inc();
                     tracing::warn!(reason, error = %detail, "SecOps request failed; retrying with the same body.");
-                    last_error = detail;
+                    // Aged out only after a failed attempt of its own, so a restart never
+                    // dead-letters a batch without trying it, and 403/404 never age it.
+                    let age = Duration::from_millis(
+                        u64::try_from(now_ms() - record.sealed_ms).unwrap_or(0),
+                    );
+                    if age > self.cfg.max_age {
+                        let reason = format!(
+                            "still failing after REDTAIL_SECOPS_MAX_AGE_MS ({} ms); last error: {detail}",
+                            self.cfg.max_age.as_millis()
+                        );
+                        let rest: Vec<String> = record.ids().cloned().collect();
+                        if !self.dead_letter_ids(&rest, &entries, &reason).await {
+                            return self.finish(&entries);
+                        }
+                        record.parts.clear();
+                        break;
+                    }
                     let delay = retry_delay(after, &mut backoff);
                     if !self.wait(delay).await {
                         return self.finish(&entries);
@@ -423,13 +420,9 @@ impl Sink {
                     continue;
                 }
                 Verdict::NotReady { detail } => {
-                    refused_by_config = true;
                     self.metrics.retries.with_label_values(&["not_ready"]).inc();
                     tracing::error!(error = %detail, "SecOps refuses this sink's requests; nothing is acknowledged until it accepts.");
-                    self.plumbing
-                        .readiness
-                        .set_failing(READINESS, detail.clone());
-                    last_error = detail;
+                    self.plumbing.readiness.set_failing(READINESS, detail);
                     if !self.wait(self.cfg.not_ready_retry).await {
                         return self.finish(&entries);
                     }
