@@ -554,6 +554,46 @@ fn sigterm_during_a_request_that_never_returns_exits_promptly() {
     assert_each_once(&rig.stub, &lines, &[]);
 }
 
+/// A consumer frozen (SIGSTOP) past the claim idle time loses its batch to another one, then
+/// wakes up: both may send the recorded batch (the same bytes), but no line ever travels in
+/// two different bodies, so after de-duplication by hash each is delivered once.
+#[test]
+fn a_frozen_consumer_that_wakes_up_does_not_duplicate() {
+    let rig = rig(CLOUD);
+    rig.stub.set_rules(Rules {
+        always: Some(503),
+        ..Rules::default()
+    });
+    let mut lines = rig.add(0, 30, |_| None);
+    let claim = ("REDTAIL_CLAIM_IDLE_MS", "1000");
+    let a = rig.subscribe(&[claim]);
+    wait_until(LONG, "A retrying its batch", || rig.stub.seen().len() >= 2);
+    a.signal("STOP");
+    let frozen_at = rig.stub.seen().len();
+    let _b = rig.subscribe(&[("REDTAIL_CONSUMER", "c2"), claim]);
+    wait_until(LONG, "B took the batch over", || {
+        rig.stub.seen().len() >= frozen_at + 2
+    });
+    lines.extend(rig.add(30, 20, |_| None));
+    std::thread::sleep(Duration::from_millis(1500));
+    a.signal("CONT");
+    std::thread::sleep(Duration::from_millis(1500));
+    rig.stub.set_rules(Rules::default());
+    rig.wait_delivered(50);
+    assert_each_once(&rig.stub, &lines, &[]);
+    // Distinct accepted bodies never share a line.
+    let mut owner: HashMap<Vec<u8>, String> = HashMap::new();
+    for s in rig.stub.seen().into_iter().filter(|s| s.accepted()) {
+        for line in s.lines() {
+            let prev = owner.insert(line, s.hash.clone());
+            assert!(
+                prev.is_none_or(|h| h == s.hash),
+                "a line in two different bodies"
+            );
+        }
+    }
+}
+
 #[test]
 fn events_import_with_gzip() {
     let rig = rig(CLOUD);
