@@ -158,3 +158,52 @@ pub(crate) async fn run(
     tracing::info!("Subscriber stopped.");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redtail_secops::envelope::Envelope;
+    use redtail_secops::{Api, CredentialsSource};
+
+    /// A resend is only absorbed by SecOps if it is the same bytes: rendering the same entry
+    /// twice (fresh maps, fresh hasher seeds) must give the same fragment in every API.
+    #[test]
+    fn rendering_is_deterministic() {
+        let renderer = UdmRenderer {
+            product_name: "redtail".into(),
+        };
+        let entry = StreamEntry {
+            id: "1700000000000-7".into(),
+            id_ms: 1_700_000_000_000,
+            line: Some(
+                br#"{"timestamp":"2023-11-14T22:13:19.5Z","level":"WARNING","message":"GET /a 200 3ms","seq":7,"service":"app","host":"h","k1":1,"k2":[1,2],"k3":{"z":1,"a":2},"user":"bob"}"#
+                    .to_vec(),
+            ),
+            src: Some("pod-a".into()),
+            path: Some("/var/log/app/app.log".into()),
+            off: Some(700),
+            fid: Some("f1".into()),
+            collected_us: Some(1_700_000_000_123_456),
+            ..StreamEntry::default()
+        };
+        for api in [Api::Logs, Api::Events, Api::Legacy] {
+            let mut cfg = SecopsConfig::new(
+                api,
+                "https://h",
+                CredentialsSource::Metadata("http://m".into()),
+            );
+            cfg.log_type = Some("JSON".into());
+            let envelope = Envelope::new(&cfg);
+            let first = envelope.fragment(&entry, &renderer).expect("renders");
+            for _ in 0..20 {
+                assert_eq!(
+                    envelope.fragment(&entry, &renderer).expect("renders"),
+                    first,
+                    "{api}"
+                );
+            }
+        }
+        let t = renderer.line_time(&entry).expect("the line's time");
+        assert_eq!(t.timestamp_millis(), 1_699_999_999_500);
+    }
+}
