@@ -301,6 +301,22 @@ mod tests {
     }
 
     #[test]
+    fn decodes_xrange_replies() {
+        let reply = Value::Array(vec![
+            entry("5-0", &[(b"line", b"a"), (b"ct", b"7")]),
+            entry("6-1", &[(b"line", b"b")]),
+        ]);
+        let entries = decode_range(reply).expect("decode");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].line.as_deref(), Some(&b"a"[..]));
+        assert_eq!(entries[0].collected_us, Some(7));
+        assert_eq!(entries[1].id, "6-1");
+        assert!(decode_range(Value::Array(vec![]))
+            .expect("empty")
+            .is_empty());
+    }
+
+    #[test]
     fn nil_read_is_empty_and_resp3_maps_work() {
         assert!(decode_read(Value::Nil).expect("nil").entries.is_empty());
         let reply = Value::Map(vec![(
