@@ -165,6 +165,7 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
         block: Duration::from_secs(1),
         product_name: "redtail".into(),
         stream_refresh: redtail_subscriber::Config::DEFAULT_STREAM_REFRESH,
+        sink: None,
     };
     run_role(
         &["generate", "watch", "subscribe"],

@@ -28,7 +28,12 @@ impl Display for ConfigError {
 pub struct Env {
     vars: HashMap<String, String>,
     rust_log: Option<String>,
+    /// Google's own variables the SecOps sink honours ([`GOOGLE_VARS`]).
+    google: HashMap<String, String>,
 }
+
+/// Non-`REDTAIL_` variables read: the standard key-file and metadata-server overrides.
+pub const GOOGLE_VARS: &[&str] = &["GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_HOST"];
 
 impl Env {
     /// From any (name, value) list: the process environment in `main`, a map in tests.
@@ -40,6 +45,11 @@ impl Env {
             .iter()
             .find(|(k, _)| k == "RUST_LOG")
             .map(|(_, v)| v.clone());
+        let google = pairs
+            .iter()
+            .filter(|(k, v)| GOOGLE_VARS.contains(&k.as_str()) && !v.trim().is_empty())
+            .cloned()
+            .collect();
         let vars: HashMap<String, String> = envy::prefixed("REDTAIL_")
             .from_iter(pairs)
             .map_err(|e| ConfigError(format!("reading the environment: {e}")))?;
@@ -47,7 +57,11 @@ impl Env {
             .into_iter()
             .map(|(k, v)| (k.to_ascii_uppercase(), v))
             .collect();
-        Ok(Env { vars, rust_log })
+        Ok(Env {
+            vars,
+            rust_log,
+            google,
+        })
     }
 
     /// Names of set `REDTAIL_*` variables that no command reads (likely typos).
@@ -173,6 +187,11 @@ impl Env {
                 _ => LogFormat::Text,
             },
         )
+    }
+
+    /// One of [`GOOGLE_VARS`], if set and not blank.
+    pub fn google(&self, name: &str) -> Option<&str> {
+        self.google.get(name).map(String::as_str)
     }
 
     pub fn rust_log(&self) -> String {

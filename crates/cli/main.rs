@@ -7,6 +7,7 @@ mod demo;
 mod env;
 mod roles;
 mod runner;
+mod secops_env;
 mod vars;
 
 use std::process::ExitCode;

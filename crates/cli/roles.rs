@@ -196,6 +196,7 @@ pub fn subscribe(env: &Env) -> Result<redtail_subscriber::Config, ConfigError> {
         block: Duration::from_secs(1),
         product_name: "redtail".to_string(),
         stream_refresh: env.millis("REDTAIL_STREAM_REFRESH_MS", 5000, 100)?,
+        sink: crate::secops_env::sink(env)?.map(Box::new),
     };
     config
         .validate()

@@ -235,12 +235,79 @@ pub const SUBSCRIBE: &[Var] = &[
     ),
 ];
 
+pub const SECOPS: &[Var] = &[
+    var(
+        "REDTAIL_SINK",
+        "file",
+        "file (REDTAIL_OUTPUT_PATH) or secops (deliver to Google SecOps; stream mode, single Redis)",
+    ),
+    var(
+        "REDTAIL_SECOPS_API",
+        "logs",
+        "logs (raw lines, logs:import), events (UDM, events:import) or legacy (unstructuredlogentries:batchCreate, deprecated)",
+    ),
+    var(
+        "REDTAIL_SECOPS_ENDPOINT",
+        "(required)",
+        "base URL, e.g. https://us-chronicle.googleapis.com (legacy: https://malachiteingestion-pa.googleapis.com)",
+    ),
+    var(
+        "REDTAIL_SECOPS_INSTANCE",
+        "(required but legacy)",
+        "projects/<p>/locations/<l>/instances/<customer id>",
+    ),
+    var("REDTAIL_SECOPS_CUSTOMER_ID", "(none)", "legacy only: the customer id"),
+    var(
+        "REDTAIL_SECOPS_LOG_TYPE",
+        "(required for logs, legacy)",
+        "the SecOps log type, e.g. NGINX, JSON",
+    ),
+    var(
+        "REDTAIL_SECOPS_NAMESPACE",
+        "(none)",
+        "environmentNamespace (legacy namespace)",
+    ),
+    var(
+        "REDTAIL_SECOPS_CREDENTIALS",
+        "$GOOGLE_APPLICATION_CREDENTIALS",
+        "service-account key JSON; unset: the metadata server (GKE Workload Identity; GCE_METADATA_HOST overrides its address)",
+    ),
+    var(
+        "REDTAIL_SECOPS_BATCH_BYTES",
+        "3500000 (legacy 950000)",
+        "most bytes of uncompressed request body",
+    ),
+    var("REDTAIL_SECOPS_BATCH_ENTRIES", "1000", "most entries per request"),
+    var("REDTAIL_SECOPS_BATCH_MS", "5000", "longest wait to fill a batch"),
+    var("REDTAIL_SECOPS_GZIP", "false", "gzip request bodies (Content-Encoding: gzip)"),
+    var(
+        "REDTAIL_SECOPS_MAX_AGE_MS",
+        "86400000",
+        "a batch still failing after this long goes to the <stream>:deadletter stream",
+    ),
+    var(
+        "REDTAIL_SECOPS_TIMEOUT_MS",
+        "60000",
+        "longest wait for one reply from SecOps or the token endpoint",
+    ),
+    var(
+        "REDTAIL_SECOPS_RETRY_BASE_MS",
+        "1000",
+        "first retry delay (doubles with jitter up to 5 min)",
+    ),
+    var(
+        "REDTAIL_SECOPS_NOT_READY_RETRY_MS",
+        "60000",
+        "retry interval while SecOps refuses the configuration (403, 404, 401 after a refresh)",
+    ),
+];
+
 /// The variables a command reads, in `--help` order.
 pub fn for_command(command: &str) -> Vec<&'static Var> {
     let groups: &[&[Var]] = match command {
         "generate" => &[GENERATE, PROCESS],
         "watch" => &[WATCH, REDIS, PROCESS],
-        "subscribe" => &[SUBSCRIBE, REDIS, PROCESS],
+        "subscribe" => &[SUBSCRIBE, SECOPS, REDIS, PROCESS],
         "demo" => &[REDIS, PROCESS],
         _ => &[],
     };
@@ -249,7 +316,7 @@ pub fn for_command(command: &str) -> Vec<&'static Var> {
 
 /// Every REDTAIL_ variable any command knows (to warn about typos).
 pub fn all_names() -> impl Iterator<Item = &'static str> {
-    [REDIS, PROCESS, GENERATE, WATCH, SUBSCRIBE]
+    [REDIS, PROCESS, GENERATE, WATCH, SUBSCRIBE, SECOPS]
         .into_iter()
         .flat_map(|g| g.iter().map(|v| v.name))
 }

@@ -16,5 +16,5 @@ mod stream;
 pub use monitor::{GroupInfo, GroupMonitor};
 pub use multi::MultiStreamConsumer;
 pub use pubsub::{PubSubEvent, PubSubListener};
-pub use reply::StreamEntry;
+pub use reply::{decode_range, StreamEntry};
 pub use stream::{BatchOrigin, StreamBatch, StreamConsumer, StreamConsumerConfig};

@@ -71,6 +71,8 @@ pub struct Config {
     pub product_name: String,
     /// Cluster mode: how often the registry set is re-read to find new sources' streams.
     pub stream_refresh: Duration,
+    /// `REDTAIL_SINK=secops`: deliver to Google SecOps instead of writing the output.
+    pub sink: Option<Box<redtail_secops::SecopsConfig>>,
 }
 
 impl Config {
@@ -102,6 +104,7 @@ impl Config {
             block: Self::DEFAULT_BLOCK,
             product_name: Self::DEFAULT_PRODUCT_NAME.to_string(),
             stream_refresh: Self::DEFAULT_STREAM_REFRESH,
+            sink: None,
         }
     }
 
@@ -140,6 +143,16 @@ impl Config {
         }
         if self.target.cluster && !self.pubsub {
             check_cluster_prefix(&self.stream).map_err(SubscriberError::Config)?;
+        }
+        if let Some(sink) = &self.sink {
+            if self.pubsub || self.target.cluster {
+                return bad(
+                    "REDTAIL_SINK=secops needs stream mode on a single Redis (not pubsub, not a cluster)"
+                        .to_string(),
+                );
+            }
+            sink.validate()
+                .map_err(|e| SubscriberError::Config(e.to_string()))?;
         }
         if self.stream_refresh.is_zero() {
             return bad("the stream refresh interval must be above 0".to_string());

@@ -21,6 +21,9 @@ pub enum SubscriberError {
     },
     #[error("registering metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The SecOps sink cannot go on (bad credentials, the startup check refused).
+    #[error("{0}")]
+    Sink(#[from] redtail_secops::SecopsError),
 }
 
 impl SubscriberError {
@@ -31,6 +34,7 @@ impl SubscriberError {
             SubscriberError::Bus(e) => e.reason(),
             SubscriberError::Output { .. } => "output",
             SubscriberError::Metrics(_) => "metrics",
+            SubscriberError::Sink(e) => e.reason(),
         }
     }
 }

@@ -14,6 +14,7 @@ mod metrics;
 mod output;
 mod pipeline;
 mod pubsub_mode;
+mod secops_mode;
 mod stream_mode;
 pub mod timestamp;
 pub mod udm;
@@ -43,6 +44,16 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), SubscriberError> {
     config.validate()?;
+    if let Some(sink) = config.sink.clone() {
+        let result = secops_mode::run(
+            &config, *sink, metrics, redis_up, readiness, liveness, shutdown,
+        )
+        .await;
+        if let Err(err) = &result {
+            tracing::error!(error = %err, reason = err.reason(), "Subscriber failed.");
+        }
+        return result;
+    }
     let output = Output::open(config.output_path.as_deref()).await?;
     let pipeline = Pipeline::new(
         output,

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub redis_errors: IntCounterVec,
     /// Pending entries whose content was trimmed away before they were processed.
     pub vanished_entries: IntCounter,
+    /// `redtail_subscriber_sink_*` of the SecOps sink (registered always, so the series exist).
+    pub sink: redtail_secops::SinkMetrics,
 }
 
 impl Metrics {
@@ -113,6 +115,7 @@ impl Metrics {
                     "Pending entries trimmed or deleted from the stream before they were processed.",
                 )?,
             )?,
+            sink: redtail_secops::SinkMetrics::register(registry)?,
         })
     }
 }

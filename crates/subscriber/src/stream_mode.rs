@@ -32,7 +32,7 @@ use crate::{Config, Metrics, SubscriberError};
 const GAUGE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// `newest_us` value meaning "no event processed yet".
-const NONE_YET: i64 = i64::MIN;
+pub(crate) const NONE_YET: i64 = i64::MIN;
 
 /// Cluster mode: pause after a sweep of every stream found nothing. Bounds the idle cost
 /// (one non-blocking read per stream per pause) and the added latency alike.
@@ -267,7 +267,7 @@ async fn pause(backoff: &mut Backoff, shutdown: &Shutdown) -> bool {
 /// Lag is "now − the newest processed event's time" while the group has work left, and 0
 /// once it is caught up (nothing pending, nothing undelivered): an idle but healthy pipeline
 /// must not look further and further behind.
-async fn sample_gauges(
+pub(crate) async fn sample_gauges(
     mut monitor: GroupMonitor,
     cluster_streams: Option<Arc<Mutex<Vec<String>>>>,
     metrics: Metrics,

@@ -90,6 +90,13 @@ pub(crate) fn decode_autoclaim(value: Value) -> Result<(String, Decoded), BusErr
     Ok((cursor, out))
 }
 
+/// `XRANGE` reply: the entries in stream order (used to rebuild a recorded batch).
+pub fn decode_range(value: Value) -> Result<Vec<StreamEntry>, BusError> {
+    let mut out = Decoded::default();
+    decode_entries(value, &mut out)?;
+    Ok(out.entries)
+}
+
 fn decode_entries(entries: Value, out: &mut Decoded) -> Result<(), BusError> {
     let entries = match entries {
         Value::Array(entries) => entries,
@@ -291,6 +298,22 @@ mod tests {
         assert_eq!(foreign.line, None);
         assert!(!foreign.truncated);
         assert_eq!(foreign.extra, vec![("other".to_string(), b"x".to_vec())]);
+    }
+
+    #[test]
+    fn decodes_xrange_replies() {
+        let reply = Value::Array(vec![
+            entry("5-0", &[(b"line", b"a"), (b"ct", b"7")]),
+            entry("6-1", &[(b"line", b"b")]),
+        ]);
+        let entries = decode_range(reply).expect("decode");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].line.as_deref(), Some(&b"a"[..]));
+        assert_eq!(entries[0].collected_us, Some(7));
+        assert_eq!(entries[1].id, "6-1");
+        assert!(decode_range(Value::Array(vec![]))
+            .expect("empty")
+            .is_empty());
     }
 
     #[test]
