@@ -159,7 +159,9 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
         claim_idle: Duration::from_secs(30),
         batch_size: 512,
         block: Duration::from_secs(1),
-        product_name: "redtail".into(),
+        parse: redtail_subscriber::ParseMode::Auto,
+        parse_regex: None,
+        udm: redtail_subscriber::UdmOptions::default(),
         stream_refresh: redtail_subscriber::Config::DEFAULT_STREAM_REFRESH,
     };
     run_role(

@@ -88,9 +88,18 @@ mod tests {
     use crate::level::Severity;
     use crate::time::format;
 
+    /// (source, line, time, level, message)
+    type Case = (
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        Option<(&'static str, Severity)>,
+        &'static str,
+    );
+
     #[test]
     fn real_samples() {
-        let cases: &[(&str, &str, Option<&str>, Option<(&str, Severity)>, &str)] = &[
+        let cases: &[Case] = &[
             (
                 "log4j/logback default-style pattern (%d %-5level [%thread] %logger - %msg)",
                 "2026-11-30 10:00:05,789 WARN  [main] c.e.app.Pool - Connection pool low",
