@@ -18,6 +18,7 @@ mod logfmt;
 mod parser;
 mod pattern;
 pub mod record;
+pub mod samples;
 mod syslog;
 mod text;
 pub mod time;
