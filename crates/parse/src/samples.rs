@@ -147,3 +147,36 @@ mod tests {
         }
     }
 }
+
+/// `cargo test -p redtail-parse readme_examples -- --ignored --nocapture` prints the
+/// README's Parsing examples (one line of each format and its event).
+#[cfg(test)]
+mod readme {
+    use super::*;
+    use crate::{render, Context, Options, ParseMode, Parser};
+
+    #[test]
+    #[ignore]
+    fn readme_examples() {
+        let parser = Parser::new(ParseMode::Auto, None).expect("auto");
+        let now = time::parse_str("2026-12-02T02:30:57.123456Z").expect("now");
+        let ctx = Context {
+            source: Some("shop-7d9f-x2x4z"),
+            collected: Some(now),
+            ..Context::default()
+        };
+        for n in [0, 1, 2, 3, 4, 6, 8, 10, 36] {
+            let s = sample(n, now, "web-1", true);
+            let mut buf = Vec::new();
+            render(
+                &parser,
+                Some(s.text.as_bytes()),
+                ctx,
+                &Options::default(),
+                now,
+                &mut buf,
+            );
+            println!("{}\n{}", s.text, String::from_utf8_lossy(&buf));
+        }
+    }
+}
