@@ -9,6 +9,7 @@ mod broker;
 mod drain;
 mod live;
 mod options;
+mod parsing;
 mod procs;
 mod report;
 mod roles;
@@ -37,6 +38,10 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("--parse-only") {
+        print!("{}", parsing::table(&parsing::measure()?));
+        return Ok(());
+    }
     let Some(opts) = Options::parse(std::env::args().skip(1))? else {
         print!("{USAGE}");
         return Ok(());
@@ -165,6 +170,7 @@ fn run() -> Result<()> {
         line_bytes
     );
     print!("{}", results.table());
+    print!("{}", parsing::table(&parsing::measure()?));
     if let Some(dir) = opts.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
