@@ -4,6 +4,9 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::LazyLock;
+
+use regex::bytes::RegexSet;
 
 use crate::record::Record;
 
@@ -58,7 +61,7 @@ pub struct Classification<'a> {
     /// The user logging in or out (`target.user.userid`).
     pub user: Option<Cow<'a, str>>,
     /// Where a login came from (sshd's `from 192.0.2.10`), for `principal.ip`.
-    pub login_ip: Option<&'a str>,
+    pub login_ip: Option<Cow<'a, str>>,
 }
 
 /// Words that mark a failed login, a login, a logout (ASCII-lowercased message; first match
@@ -106,15 +109,31 @@ const HTTP_METHODS: &[&str] = &[
 
 /// Decides the event type; fills `record.http` from a message like `GET /path 200 12ms`.
 pub fn classify<'a>(record: &mut Record<'a>) -> Classification<'a> {
+    // Owned messages (unescaped JSON strings, joined multi-line events) are copied, at most
+    // SEARCH_BYTES of them, so what is found can be stored in the record.
     let head: Cow<'a, str> = match &record.message {
         Some(Cow::Borrowed(m)) => Cow::Borrowed(head_of(m)),
         Some(Cow::Owned(m)) => Cow::Owned(head_of(m).to_string()),
         None => Cow::Borrowed(""),
     };
+    let own = |s: &str| -> Cow<'a, str> {
+        match &head {
+            Cow::Borrowed(h) => {
+                // `s` is a slice of `h`: re-slice the borrowed head for the 'a lifetime.
+                let start = s.as_ptr() as usize - h.as_ptr() as usize;
+                Cow::Borrowed(&h[start..start + s.len()])
+            }
+            Cow::Owned(_) => Cow::Owned(s.to_string()),
+        }
+    };
     // A request line that says "login" in its URL is still an HTTP request.
     if !has_request(record) {
-        if let Cow::Borrowed(h) = head {
-            request_in(h, record);
+        if let Some((method, url, status)) = request_in(&head) {
+            record.http.method.get_or_insert_with(|| own(method));
+            record.http.url.get_or_insert_with(|| own(url));
+            if record.http.status.is_none() {
+                record.http.status = status;
+            }
         }
     }
     if has_request(record) {
@@ -125,13 +144,13 @@ pub fn classify<'a>(record: &mut Record<'a>) -> Classification<'a> {
             login_ip: None,
         };
     }
-    let lower = head.to_ascii_lowercase();
-    let found = |words: &[&str]| words.iter().any(|w| lower.contains(w));
-    let (event_type, action) = if found(LOGIN_FAILED) {
+    // One pass over the head for every phrase (ASCII case-insensitive).
+    let matched = phrases().matches(head.as_bytes());
+    let (event_type, action) = if matched.matched(0) {
         (EventType::UserLogin, Some(Action::Block))
-    } else if found(LOGIN_OK) {
+    } else if matched.matched(1) {
         (EventType::UserLogin, Some(Action::Allow))
-    } else if found(LOGOUT) {
+    } else if matched.matched(2) {
         (EventType::UserLogout, None)
     } else {
         return Classification {
@@ -141,20 +160,35 @@ pub fn classify<'a>(record: &mut Record<'a>) -> Classification<'a> {
             login_ip: None,
         };
     };
-    let user = record.user.clone().or_else(|| match &head {
-        Cow::Borrowed(h) => user_in(h).map(Cow::Borrowed),
-        Cow::Owned(h) => user_in(h).map(|u| Cow::Owned(u.to_string())),
-    });
-    let login_ip = match &head {
-        Cow::Borrowed(h) => ip_after_from(h),
-        Cow::Owned(_) => None,
-    };
+    let user = record
+        .user
+        .clone()
+        .or_else(|| user_in(&head).map(|u| own(u)));
+    let login_ip = ip_after_from(&head).map(|ip| own(ip));
     Classification {
         event_type,
         action,
         user,
         login_ip,
     }
+}
+
+/// The three phrase lists as one set: index 0 failed log-in, 1 log-in, 2 log-out.
+fn phrases() -> &'static RegexSet {
+    static SET: LazyLock<RegexSet> = LazyLock::new(|| {
+        let alternation = |words: &[&str]| {
+            let escaped: Vec<String> = words.iter().map(|w| regex::escape(w)).collect();
+            format!("(?i-u){}", escaped.join("|"))
+        };
+        // Built from constant, escaped literals: it cannot fail to compile.
+        RegexSet::new([
+            alternation(LOGIN_FAILED),
+            alternation(LOGIN_OK),
+            alternation(LOGOUT),
+        ])
+        .expect("constant phrase patterns compile")
+    });
+    &SET
 }
 
 fn has_request(record: &Record<'_>) -> bool {
@@ -217,24 +251,20 @@ fn ip_after_from(s: &str) -> Option<&str> {
     None
 }
 
-/// `GET /path 200`, `"POST /api HTTP/1.1" 201`, `method=GET`-less messages.
-fn request_in<'a>(s: &'a str, record: &mut Record<'a>) {
-    let words: Vec<&str> = s.split_whitespace().take(32).collect();
-    for (i, w) in words.iter().enumerate() {
+/// `GET /path 200`, `"POST /api HTTP/1.1" 201`: (method, url, status).
+fn request_in(s: &str) -> Option<(&str, &str, Option<u16>)> {
+    let mut words = s.split_whitespace().take(32).peekable();
+    while let Some(w) = words.next() {
         let method = w.trim_start_matches('"');
         if !HTTP_METHODS.contains(&method) {
             continue;
         }
-        let Some(url) = words.get(i + 1).map(|u| u.trim_end_matches('"')) else {
-            return;
-        };
+        let url = words.peek()?.trim_end_matches('"');
         if !(url.starts_with('/') || url.starts_with("http://") || url.starts_with("https://")) {
             continue;
         }
-        record.http.method.get_or_insert(Cow::Borrowed(method));
-        record.http.url.get_or_insert(Cow::Borrowed(url));
-        let status = words[i + 2..]
-            .iter()
+        words.next();
+        let status = words
             .take(2)
             .map(|w| w.trim_matches(['"', ',', '(', ')']))
             .find_map(|w| {
@@ -243,11 +273,9 @@ fn request_in<'a>(s: &'a str, record: &mut Record<'a>) {
                     .flatten()
                     .filter(|c| (100..=599).contains(c))
             });
-        if record.http.status.is_none() {
-            record.http.status = status;
-        }
-        return;
+        return Some((method, url, status));
     }
+    None
 }
 
 #[cfg(test)]
@@ -308,7 +336,7 @@ mod tests {
         assert_eq!(r.http.url.as_deref(), Some("/api/orders?id=1"));
         assert_eq!(r.http.status, Some(404));
         let (c, _) = of("Accepted password for alice from 192.0.2.10 port 22 ssh2");
-        assert_eq!(c.login_ip, Some("192.0.2.10"));
+        assert_eq!(c.login_ip.as_deref(), Some("192.0.2.10"));
     }
 
     #[test]
