@@ -3,7 +3,13 @@
 //! thread's time on a CPU (`/proc/thread-self/schedstat`), so other load on the machine does
 //! not inflate it. `redtail-bench --parse-only` prints just this table.
 
+use std::io::Write;
+
 use anyhow::{Context as _, Result};
+
+use crate::broker::Broker;
+use crate::drain::{self, Drain};
+use crate::roles::{Mode, Roles};
 use redtail_parse::samples::{sample, SHAPES, TRACE_EVERY};
 use redtail_parse::{render, Context, Format, Options, ParseMode, Parser};
 
@@ -69,8 +75,46 @@ pub fn measure() -> Result<Vec<(String, f64, f64)>> {
     Ok(out)
 }
 
-pub fn table(rows: &[(String, f64, f64)]) -> String {
-    let mut s = String::from("\nSubscriber parse → UDM, CPU per line (one thread, in process)\n");
+/// The mixed-format drain: `lines` lines of the sample mix (stack traces included, one
+/// entry per physical line) are drained to the stream by a watcher, then the subscriber
+/// (udm output, `REDTAIL_PARSE=auto`) drains the stream, timed as in step 4.
+pub fn mixed_drain(broker: &Broker, roles: &Roles, lines: u64, keep: bool) -> Result<Drain> {
+    let backlog = roles.work.join("mixed.log");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&backlog)?);
+    let now = chrono::Utc::now();
+    let mut physical = 0u64;
+    let mut n = 0u64;
+    while physical < lines {
+        let s = sample(n, now, "web-1", true);
+        physical += 1 + s.text.matches('\n').count() as u64;
+        file.write_all(s.text.as_bytes())?;
+        file.write_all(b"\n")?;
+        n += 1;
+    }
+    file.flush()?;
+    drop(file);
+    drain::watcher_drain(broker, roles, &backlog, physical, Mode::Stream)?;
+    let d = drain::subscriber_drain(broker, roles, "bench:logs")?;
+    broker.flush()?;
+    if !keep {
+        let _ = std::fs::remove_file(&backlog);
+        let _ = std::fs::remove_file(roles.work.join("subscriber-drain.udm"));
+    }
+    Ok(d)
+}
+
+pub fn table(rows: &[(String, f64, f64)], mixed: Option<(&Drain, f64)>) -> String {
+    let mut s = String::new();
+    if let Some((d, xadd)) = mixed {
+        s.push_str(&format!(
+            "\nSubscriber drain, udm, mixed formats ({} entries): {:.0} entries/s = {:.2}× the XADD ceiling (target ≥ 0.5×); {:.2} CPU-µs per entry for the whole process\n",
+            d.lines,
+            d.lines_per_s(),
+            d.lines_per_s() / xadd,
+            d.cpu_per_million()
+        ));
+    }
+    s.push_str("\nSubscriber parse → UDM, CPU per line (one thread, in process)\n");
     for (name, us, rate) in rows {
         s.push_str(&format!(
             "  {name:<9} {us:6.2} CPU-µs/line  ({rate:>9.0} lines/s per core)\n"

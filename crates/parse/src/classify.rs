@@ -160,11 +160,8 @@ pub fn classify<'a>(record: &mut Record<'a>) -> Classification<'a> {
             login_ip: None,
         };
     };
-    let user = record
-        .user
-        .clone()
-        .or_else(|| user_in(&head).map(|u| own(u)));
-    let login_ip = ip_after_from(&head).map(|ip| own(ip));
+    let user = record.user.clone().or_else(|| user_in(&head).map(&own));
+    let login_ip = ip_after_from(&head).map(&own);
     Classification {
         event_type,
         action,
