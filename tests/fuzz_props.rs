@@ -269,7 +269,12 @@ fn expected(mut fields: Map<String, Value>) -> Expected {
     let level = take(&["level", "type", "severity"], false);
     let message = take(&["message", "msg"], true);
     let host = take(&["host", "hostname"], false);
-    let service = take(&["service"], false);
+    // `service` names the product and stays in `additional` too.
+    let service = fields
+        .get("service")
+        .filter(|v| scalar(v))
+        .cloned()
+        .map(text);
     let time = match fields.get("timestamp") {
         Some(Value::String(s)) => redtail_parse::time::from_field_text(s),
         Some(v @ Value::Number(_)) => timestamp::parse_timestamp(v),

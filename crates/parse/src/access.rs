@@ -17,7 +17,12 @@ pub fn looks_like(text: &str) -> bool {
     else {
         return false;
     };
-    !host.is_empty() && rest.starts_with('[') && rest.contains("] \"")
+    // The bracket must hold an access-log time, so `INFO [main] x [y] "z"` stays text.
+    !host.is_empty()
+        && rest.starts_with('[')
+        && rest
+            .find("] \"")
+            .is_some_and(|close| time::clf(&rest[1..close]).is_some())
 }
 
 /// Parses an access log line. `Err` when it does not have the shape.

@@ -108,3 +108,81 @@ pub fn cut(s: &str, max: usize) -> &str {
     }
     &s[..end]
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use crate::{render, Context, Options, ParseMode, Parser};
+
+    fn event(line: &[u8], max: usize) -> (Value, usize, bool) {
+        let parser = Parser::new(ParseMode::Auto, None).expect("auto");
+        let opts = Options {
+            max_event_bytes: max,
+            ..Options::default()
+        };
+        let ctx = Context {
+            source: Some("pod-1"),
+            path: Some("/var/log/app.log"),
+            offset: Some(42),
+            ..Context::default()
+        };
+        let now = crate::time::parse_str("2026-12-02T00:00:00Z").expect("now");
+        let mut buf = Vec::new();
+        let r = render(&parser, Some(line), ctx, &opts, now, &mut buf);
+        assert_eq!(buf.pop(), Some(b'\n'));
+        let len = buf.len();
+        (
+            serde_json::from_slice(&buf).expect("valid JSON"),
+            len,
+            r.cut,
+        )
+    }
+
+    #[test]
+    fn description_and_fields_go_first_context_stays() {
+        let fields: String = (0..500)
+            .map(|i| format!(r#","f{i}":"{}""#, "v".repeat(50)))
+            .collect();
+        let line = format!(
+            r#"{{"level":"ERROR","msg":"{}"{fields}}}"#,
+            "x".repeat(100_000)
+        );
+        let (e, len, cut) = event(line.as_bytes(), 16_384);
+        assert!(cut && len <= 16_384, "{len}");
+        let d = e["metadata"]["description"]
+            .as_str()
+            .expect("description kept, shortened");
+        assert!(
+            d.len() > 10_000 && d.chars().all(|c| c == 'x'),
+            "{}",
+            d.len()
+        );
+        assert_eq!(e["additional"]["event_cut"], true);
+        assert!(
+            e["additional"]["event_original_bytes"]
+                .as_u64()
+                .expect("size")
+                > 100_000
+        );
+        assert_eq!(e["additional"]["offset"], 42, "context survives the cut");
+        assert!(e["additional"].get("f0").is_none(), "line fields dropped");
+        assert_eq!(e["security_result"][0]["severity"], "ERROR");
+    }
+
+    #[test]
+    fn huge_nouns_and_escapes_still_fit() {
+        let ua = "\u{1}".repeat(200_000);
+        let line = format!(
+            r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /{} HTTP/1.0" 200 1 "-" "{ua}""#,
+            "p".repeat(100_000)
+        );
+        for max in [16_384, 20_000, 1_000_000] {
+            let (e, len, cut) = event(line.as_bytes(), max);
+            assert!(cut && len <= max, "{len} > {max}");
+            assert_eq!(e["metadata"]["event_type"], "NETWORK_HTTP");
+        }
+        let (_, len, cut) = event(b"short line", 16_384);
+        assert!(!cut && len < 1000);
+    }
+}

@@ -141,6 +141,10 @@ impl<'a> Fields<'a> {
         keep(&mut record.message, message);
         keep(&mut record.host, host);
         keep(&mut record.user, user);
+        // INTERFACE.md keeps `service` in `additional` too (it names the product as well).
+        if let Some((_, key, value)) = &service {
+            record.push_field(key.clone(), value.clone());
+        }
         keep(&mut record.service, service);
         keep(&mut record.http.method, method);
         keep(&mut record.http.url, url);
@@ -230,10 +234,12 @@ mod tests {
         f.add("ts".into(), FieldValue::Str("not a time".into()));
         f.add("status".into(), FieldValue::Str("abc".into()));
         f.add("msg".into(), FieldValue::Str("hello".into()));
+        f.add("service".into(), FieldValue::Str("shop".into()));
         let r = f.finish();
         assert_eq!(r.level.expect("level").written, "ERROR");
         assert_eq!(r.message.as_deref(), Some("hello"));
         let keys: Vec<_> = r.fields.iter().map(|(k, _)| k.as_ref()).collect();
-        assert_eq!(keys, ["type", "severity", "ts", "status"]);
+        assert_eq!(keys, ["type", "severity", "ts", "service", "status"]);
+        assert_eq!(r.service.as_deref(), Some("shop"));
     }
 }

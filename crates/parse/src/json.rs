@@ -105,7 +105,7 @@ mod tests {
                 level: Some(("INFO", Severity::Informational)),
                 message: Some("hi"),
                 host: Some("h1"),
-                rest: &["seq"],
+                rest: &["seq", "service"],
             },
             Case {
                 source: "pino README (getpino.io), default output",

@@ -149,7 +149,7 @@ mod tests {
             "`service` is an alias, even here"
         );
         let keys: Vec<_> = r.fields.iter().map(|(k, _)| k.as_ref()).collect();
-        assert_eq!(keys, ["at", "fwd", "dyno", "connect", "bytes"]);
+        assert_eq!(keys, ["at", "fwd", "dyno", "connect", "bytes", "service"]);
 
         // logrus TextFormatter (no TTY), from its README.
         let r = parse(r#"time="2015-03-26T01:27:38-04:00" level=warning msg="The group's number increased tremendously!" number=122 omg=true"#)

@@ -112,15 +112,16 @@ impl<'a> Record<'a> {
             self.fields.push((key, value));
             return;
         }
-        let mut n = 2;
-        loop {
+        // A few numbered copies; a key repeated more often than that is hostile or broken,
+        // and its later values go to the overflow field (bounded work per line).
+        for n in 2..10 {
             let candidate = format!("{key}_{n}");
             if !self.fields.iter().any(|(k, _)| *k == candidate) {
                 self.fields.push((Cow::Owned(candidate), value));
                 return;
             }
-            n += 1;
         }
+        self.overflow(key, value)
     }
 
     /// Past `MAX_FIELDS` keys the rest is kept as one text field: a hostile line of 100 000

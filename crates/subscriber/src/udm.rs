@@ -42,3 +42,10 @@ impl<'a> LineContext<'a> {
         }
     }
 }
+
+/// The line's own time as the configured parser reads it (`None` when it has none), without
+/// building an event: for sinks that need `logEntryTime` of a raw line.
+pub fn line_time(parser: &Parser, line: &[u8], collected: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let text = String::from_utf8_lossy(line);
+    parser.parse(&text, collected).time
+}
