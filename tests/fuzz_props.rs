@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use redtail_subscriber::timestamp;
-use redtail_subscriber::udm::{severity, to_udm, LineContext};
+use redtail_subscriber::udm::{render, LineContext, Options, Parser};
+use redtail_subscriber::ParseMode;
 use redtail_tail::{KnownFile, NoEvents, StartAt, TailConfig, TailItem, Tailer};
 use serde_json::{Map, Value};
 
@@ -244,28 +245,43 @@ struct Expected {
     level: Option<String>,
     message: Option<String>,
     host: Option<String>,
+    service: Option<String>,
     time: Option<DateTime<Utc>>,
     /// Everything else, unchanged, in `additional`.
     rest: Map<String, Value>,
 }
 
 /// The parser's documented behaviour, written independently: which field
-/// feeds which UDM field, and what stays in `additional`.
+/// feeds which UDM field (the first alias holding a scalar; the message takes
+/// any value), and what stays in `additional`.
 fn expected(mut fields: Map<String, Value>) -> Expected {
     let text = |v: Value| match v {
         Value::String(s) => s,
         other => other.to_string(),
     };
-    let mut take = |keys: &[&str]| {
-        let key = keys
-            .iter()
-            .find(|k| fields.get(**k).is_some_and(|v| !v.is_null()))?;
+    let scalar = |v: &Value| !(v.is_null() || v.is_object() || v.is_array());
+    let mut take = |keys: &[&str], any: bool| {
+        let key = keys.iter().find(|k| {
+            fields
+                .get(**k)
+                .is_some_and(|v| if any { !v.is_null() } else { scalar(v) })
+        })?;
         fields.remove(*key).map(text)
     };
-    let level = take(&["level", "type", "severity"]);
-    let message = take(&["message", "msg"]);
-    let host = take(&["host", "hostname"]);
-    let time = fields.get("timestamp").and_then(timestamp::parse_timestamp);
+    let level = take(&["level", "type", "severity"], false);
+    let message = take(&["message", "msg"], true);
+    let host = take(&["host", "hostname"], false);
+    // `service` names the product and stays in `additional` too.
+    let service = fields
+        .get("service")
+        .filter(|v| scalar(v))
+        .cloned()
+        .map(text);
+    let time = match fields.get("timestamp") {
+        Some(Value::String(s)) => redtail_parse::time::from_field_text(s),
+        Some(v @ Value::Number(_)) => timestamp::parse_timestamp(v),
+        _ => None,
+    };
     if time.is_some() {
         fields.remove("timestamp");
     }
@@ -273,50 +289,89 @@ fn expected(mut fields: Map<String, Value>) -> Expected {
         level,
         message,
         host,
+        service,
         time,
         rest: fields,
     }
 }
 
+/// Lines in every format the parsers know, well and badly formed.
+fn mixed_line() -> impl Strategy<Value = Vec<u8>> {
+    let word = "[a-zA-Z0-9=\\\"\\[\\]<>:/. -]{0,12}";
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..256),
+        ".{0,64}".prop_map(String::into_bytes),
+        log_object().prop_map(|m| serde_json::to_vec(&Value::Object(m)).unwrap()),
+        (0u8..200, word, word)
+            .prop_map(
+                |(p, a, b)| format!("<{p}>1 2026-11-30T10:00:05Z {a} {b} - - - m").into_bytes()
+            ),
+        (word, word).prop_map(|(a, b)| format!("<13>Dec  1 22:14:15 {a} {b}: msg").into_bytes()),
+        (word, word, 100u16..700).prop_map(|(a, b, s)| format!(
+            "{a} - {b} [10/Oct/2000:13:55:36 -0700] \"GET /{a} HTTP/1.0\" {s} 1 \"{b}\" \"{a}"
+        )
+        .into_bytes()),
+        (word, word).prop_map(|(a, b)| format!("level={a} msg=\"{b}\" user={a}").into_bytes()),
+        (word, timestamp_text())
+            .prop_map(|(a, t)| format!("{t} WARN user {a} logged in\n\tat x\n{a}").into_bytes()),
+    ]
+}
+
+fn any_mode() -> impl Strategy<Value = ParseMode> {
+    prop::sample::select(vec![
+        "auto", "json", "logfmt", "syslog", "combined", "text", "regex",
+    ])
+    .prop_map(|m| m.parse().unwrap())
+}
+
 proptest! {
     #![proptest_config(config(cases(512)))]
 
-    /// Any bytes: an event, never a panic; the parse-error marker exactly when
-    /// the bytes are not a UTF-8 JSON object; the raw text kept (lossy).
+    /// Any bytes, any parser, any cap: exactly one event — one line of valid JSON
+    /// within the cap, with the UDM shape — never a panic; the parse-error marker
+    /// on invalid UTF-8.
     #[test]
     fn udm_is_total_on_arbitrary_bytes(
-        bytes in prop_oneof![
-            prop::collection::vec(any::<u8>(), 0..256),
-            ".{0,64}".prop_map(String::into_bytes),
-            log_object().prop_map(|m| serde_json::to_vec(&Value::Object(m)).unwrap()),
-        ],
+        bytes in mixed_line(),
+        padding in 0usize..40_000,
+        mode in any_mode(),
+        max in 16_384usize..30_000,
         truncated in any::<bool>(),
     ) {
+        let mut bytes = bytes;
+        // Some events far over the cap, with bytes that need escaping.
+        bytes.extend(std::iter::repeat_n(b'\x01', padding));
+        let regex = (mode == ParseMode::Forced(redtail_parse::Format::Regex))
+            .then_some(r"^(?P<level>\w+) (?P<message>.*)$");
+        let parser = Parser::new(mode, regex).unwrap();
+        let opts = Options { max_event_bytes: max, ..Options::default() };
         let ctx = LineContext { source: Some("pod-1"), truncated, ..LineContext::default() };
-        let udm = to_udm(Some(&bytes), &ctx, ingested(), "redtail");
-        let is_object = std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(t).ok())
-            .is_some_and(|v| v.is_object());
-        prop_assert_eq!(udm.parse_error.is_none(), is_object);
-        let e = &udm.event;
-        prop_assert_eq!(&e["metadata"]["event_type"], "GENERIC_EVENT");
+        let mut buf = Vec::new();
+        let r = render(&parser, Some(&bytes), ctx.to_parse(true), &opts, ingested(), &mut buf);
+        prop_assert_eq!(buf.last(), Some(&b'\n'));
+        let line = &buf[..buf.len() - 1];
+        prop_assert!(!line.contains(&b'\n'));
+        prop_assert!(line.len() <= max, "{} > {}", line.len(), max);
+        let e: Value = serde_json::from_slice(line).unwrap();
         prop_assert!(matches!(
-            e["security_result"]["severity"].as_str(),
+            e["metadata"]["event_type"].as_str(),
+            Some("GENERIC_EVENT" | "USER_LOGIN" | "USER_LOGOUT" | "NETWORK_HTTP")
+        ));
+        let results = e["security_result"].as_array().unwrap();
+        prop_assert_eq!(results.len(), 1);
+        prop_assert!(matches!(
+            results[0]["severity"].as_str(),
             Some("INFORMATIONAL" | "MEDIUM" | "ERROR" | "CRITICAL" | "UNKNOWN_SEVERITY")
         ));
         prop_assert!(e["metadata"]["event_timestamp"].as_str().and_then(timestamp::parse_str).is_some());
-        if !is_object {
-            let lossy = String::from_utf8_lossy(&bytes).into_owned();
-            prop_assert_eq!(e["additional"]["raw"].as_str(), Some(lossy.as_str()));
+        if std::str::from_utf8(&bytes).is_err() {
+            prop_assert_eq!(r.parse_error, Some("invalid UTF-8"));
+            prop_assert_eq!(&e["additional"]["parse_error"], "invalid UTF-8");
         }
+        prop_assert_eq!(r.cut, e["additional"]["event_cut"] == Value::Bool(true));
         if truncated {
             prop_assert_eq!(&e["additional"]["truncated"], &Value::Bool(true));
         }
-        // What is written out is one line of valid JSON.
-        let text = serde_json::to_string(e).unwrap();
-        prop_assert!(!text.contains('\n'));
-        prop_assert_eq!(&serde_json::from_str::<Value>(&text).unwrap(), e);
     }
 
     /// Well-formed objects: every field lands where the interface says, and all
@@ -324,22 +379,27 @@ proptest! {
     #[test]
     fn udm_maps_fields_as_documented(fields in log_object()) {
         let line = serde_json::to_vec(&Value::Object(fields.clone())).unwrap();
-        let udm = to_udm(Some(&line), &LineContext::default(), ingested(), "redtail");
-        prop_assert!(udm.parse_error.is_none());
-        let Expected { level, message, host, time, rest } = expected(fields);
-        let e = &udm.event;
+        let parser = Parser::new(ParseMode::Auto, None).unwrap();
+        let mut buf = Vec::new();
+        let r = render(&parser, Some(&line), LineContext::default().to_parse(true), &Options::default(), ingested(), &mut buf);
+        prop_assert!(r.parse_error.is_none());
+        let Expected { level, message, host, service, time, rest } = expected(fields);
+        let e: Value = serde_json::from_slice(&buf).unwrap();
         prop_assert_eq!(
-            e["security_result"]["severity"].as_str().unwrap(),
-            level.as_deref().map_or("UNKNOWN_SEVERITY", severity)
+            e["security_result"][0]["severity"].as_str().unwrap(),
+            level.as_deref().map_or("UNKNOWN_SEVERITY", |l| redtail_parse::level::severity_of_text(l).as_str())
         );
         prop_assert_eq!(e["metadata"]["description"].as_str(), message.as_deref());
         prop_assert_eq!(e["principal"]["hostname"].as_str(), host.as_deref());
-        prop_assert_eq!(udm.line_time, time);
+        prop_assert_eq!(e["metadata"]["product_name"].as_str(), Some(service.as_deref().unwrap_or("redtail")));
+        prop_assert_eq!(r.line_time, time);
         prop_assert_eq!(
             e["metadata"]["event_timestamp"].as_str().unwrap(),
             timestamp::format(&time.unwrap_or_else(ingested))
         );
-        prop_assert_eq!(e["additional"].as_object().unwrap(), &rest);
+        let mut additional = e["additional"].as_object().unwrap().clone();
+        additional.remove("event_time_from");
+        prop_assert_eq!(&additional, &rest);
     }
 
     /// Timestamps: never a panic on any text; a zone-less time is UTC; an

@@ -120,8 +120,12 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
         host: roles::host_name(),
         service: "app".into(),
     };
+    // The generator's JSON goes to app.log; a second file holds the realistic mix of other
+    // formats (mix.rs). The watcher tails both through a glob.
+    let mix_path = dir.path().join("services.log");
+    let watched = dir.path().join("*.log");
     let watcher = redtail_watcher::Config {
-        log_path: log_path.clone(),
+        log_path: watched,
         checkpoint_path: dir.path().join("checkpoint.json"),
         checkpoint_every_lines: 1000,
         checkpoint_interval: Duration::from_secs(1),
@@ -163,7 +167,9 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
         claim_idle: Duration::from_secs(30),
         batch_size: 512,
         block: Duration::from_secs(1),
-        product_name: "redtail".into(),
+        parse: redtail_subscriber::ParseMode::Auto,
+        parse_regex: None,
+        udm: redtail_subscriber::UdmOptions::default(),
         stream_refresh: redtail_subscriber::Config::DEFAULT_STREAM_REFRESH,
         sink: None,
     };
@@ -181,7 +187,11 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
                     ""
                 }
             );
-            eprintln!("  app.log: {}", log_path.display());
+            eprintln!("  app.log: {} (the generator's JSON)", log_path.display());
+            eprintln!(
+                "  mix:     {} (text, access log, logfmt, syslog, JSON, stack traces)",
+                mix_path.display()
+            );
             if let Some(url) = &ctx.metrics_url {
                 eprintln!("  metrics: {url}  (also /healthz and /readyz)");
             }
@@ -194,6 +204,7 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
                 redtail_subscriber::Metrics::register(&ctx.registry).map_err(|e| e.to_string())?;
             let redis_up = ctx.common.redis_up.clone();
             let result = tokio::try_join!(
+                crate::demo_mix::write(mix_path.clone(), plan.rate, ctx.shutdown.clone()),
                 async {
                     redtail_generator::run(
                         generator,

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod demo_mix;
 mod env;
 mod roles;
 mod runner;

@@ -194,10 +194,36 @@ pub fn subscribe(env: &Env) -> Result<redtail_subscriber::Config, ConfigError> {
         claim_idle: env.millis("REDTAIL_CLAIM_IDLE_MS", 30_000, 10)?,
         batch_size: 512,
         block: Duration::from_secs(1),
-        product_name: "redtail".to_string(),
+        parse: env.parse(
+            "REDTAIL_PARSE",
+            redtail_subscriber::ParseMode::Auto,
+            "auto, json, logfmt, syslog, combined, text or regex",
+        )?,
+        parse_regex: env.optional_string("REDTAIL_PARSE_REGEX"),
+        udm: redtail_subscriber::UdmOptions {
+            vendor: env.optional_string("REDTAIL_UDM_VENDOR"),
+            product: env.optional_string("REDTAIL_UDM_PRODUCT"),
+            log_type: env.optional_string("REDTAIL_UDM_LOG_TYPE"),
+            max_event_bytes: env.bounded(
+                "REDTAIL_UDM_MAX_EVENT_BYTES",
+                redtail_subscriber::UdmOptions::DEFAULT_MAX_EVENT_BYTES as u64,
+                redtail_subscriber::UdmOptions::MIN_MAX_EVENT_BYTES as u64,
+                64 << 20,
+            )? as usize,
+        },
         stream_refresh: env.millis("REDTAIL_STREAM_REFRESH_MS", 5000, 100)?,
         sink: crate::secops_env::sink(env)?.map(Box::new),
     };
+    if config.parse == redtail_subscriber::ParseMode::Forced(redtail_subscriber::ParseFormat::Regex)
+    {
+        if let Err(e) = config.parser() {
+            let detail = e.to_string();
+            let detail = detail
+                .strip_prefix("invalid subscriber configuration: the parse regex ")
+                .unwrap_or(&detail);
+            return Err(ConfigError(format!("REDTAIL_PARSE_REGEX: {detail}")));
+        }
+    }
     config
         .validate()
         .map_err(|e| ConfigError(format!("redtail subscribe: {e}")))?;

@@ -233,6 +233,36 @@ pub const SUBSCRIBE: &[Var] = &[
         "5000",
         "cluster: re-read the stream registry this often to find new sources",
     ),
+    var(
+        "REDTAIL_PARSE",
+        "auto",
+        "auto (per line), json, logfmt, syslog, combined, text or regex",
+    ),
+    var(
+        "REDTAIL_PARSE_REGEX",
+        "(none)",
+        "with REDTAIL_PARSE=regex: a regex with named groups (timestamp, level, message, host, user, src_ip, method, url, status, user_agent, referrer; others go to additional)",
+    ),
+    var(
+        "REDTAIL_UDM_VENDOR",
+        "(omitted)",
+        "metadata.vendor_name",
+    ),
+    var(
+        "REDTAIL_UDM_PRODUCT",
+        "(the line's service/app, else the source)",
+        "metadata.product_name",
+    ),
+    var(
+        "REDTAIL_UDM_LOG_TYPE",
+        "(omitted)",
+        "metadata.log_type",
+    ),
+    var(
+        "REDTAIL_UDM_MAX_EVENT_BYTES",
+        "1000000",
+        "longest UDM event (16384 or more); a larger one is cut (description and additional first) and flagged",
+    ),
 ];
 
 pub const SECOPS: &[Var] = &[

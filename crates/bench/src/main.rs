@@ -9,6 +9,7 @@ mod broker;
 mod drain;
 mod live;
 mod options;
+mod parsing;
 mod procs;
 mod report;
 mod roles;
@@ -37,6 +38,10 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("--parse-only") {
+        print!("{}", parsing::table(&parsing::measure()?, None));
+        return Ok(());
+    }
     let Some(opts) = Options::parse(std::env::args().skip(1))? else {
         print!("{USAGE}");
         return Ok(());
@@ -109,6 +114,14 @@ fn run() -> Result<()> {
     broker.flush()?;
     remove_unless(&opts, &work.join("subscriber-drain.udm"));
 
+    step(4, "subscriber drain (udm) of a mixed-format stream");
+    let mixed = parsing::mixed_drain(&broker, &roles, opts.lines, opts.keep)?;
+    eprintln!(
+        "    {:.0} entries/s in {:.2} s",
+        mixed.lines_per_s(),
+        mixed.seconds
+    );
+
     step(
         3,
         "watcher backlog drain, pubsub mode (subscriber connected)",
@@ -165,6 +178,11 @@ fn run() -> Result<()> {
         line_bytes
     );
     print!("{}", results.table());
+    let rows = parsing::measure()?;
+    print!(
+        "{}",
+        parsing::table(&rows, Some((&mixed, results.ceiling.xadd)))
+    );
     if let Some(dir) = opts.out.parent() {
         std::fs::create_dir_all(dir)?;
     }

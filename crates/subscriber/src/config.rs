@@ -10,6 +10,8 @@ use redtail_bus::keys::check_cluster_prefix;
 use redtail_bus::RedisTarget;
 use serde::Deserialize;
 
+use redtail_parse::{Options as UdmOptions, ParseMode, Parser};
+
 use crate::SubscriberError;
 
 /// How each line is written out.
@@ -67,8 +69,12 @@ pub struct Config {
     pub batch_size: usize,
     /// Longest `XREADGROUP` wait; shorter than the target's response timeout.
     pub block: Duration,
-    /// `metadata.product_name` of every UDM event.
-    pub product_name: String,
+    /// `REDTAIL_PARSE`: per-line detection or one forced parser.
+    pub parse: ParseMode,
+    /// `REDTAIL_PARSE_REGEX`: the pattern of `parse = regex` (named groups).
+    pub parse_regex: Option<String>,
+    /// `REDTAIL_UDM_*`: vendor, product, log type and the event size cap.
+    pub udm: UdmOptions,
     /// Cluster mode: how often the registry set is re-read to find new sources' streams.
     pub stream_refresh: Duration,
     /// `REDTAIL_SINK=secops`: deliver to Google SecOps instead of writing the output.
@@ -82,7 +88,6 @@ impl Config {
     pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_millis(30_000);
     pub const DEFAULT_BATCH_SIZE: usize = 512;
     pub const DEFAULT_BLOCK: Duration = Duration::from_secs(1);
-    pub const DEFAULT_PRODUCT_NAME: &'static str = "redtail";
     pub const DEFAULT_STREAM_REFRESH: Duration = Duration::from_secs(5);
     /// Larger batches buy nothing once a round trip is amortised, and cost memory and
     /// duplicate writes when a batch is redelivered.
@@ -102,7 +107,9 @@ impl Config {
             claim_idle: Self::DEFAULT_CLAIM_IDLE,
             batch_size: Self::DEFAULT_BATCH_SIZE,
             block: Self::DEFAULT_BLOCK,
-            product_name: Self::DEFAULT_PRODUCT_NAME.to_string(),
+            parse: ParseMode::Auto,
+            parse_regex: None,
+            udm: UdmOptions::default(),
             stream_refresh: Self::DEFAULT_STREAM_REFRESH,
             sink: None,
         }
@@ -118,7 +125,6 @@ impl Config {
             ("channel", &self.channel),
             ("group", &self.group),
             ("consumer", &self.consumer),
-            ("product name", &self.product_name),
         ] {
             if value.trim().is_empty() {
                 return bad(format!("the {name} must not be empty"));
@@ -154,6 +160,23 @@ impl Config {
             sink.validate()
                 .map_err(|e| SubscriberError::Config(e.to_string()))?;
         }
+        self.parser()?;
+        if self.udm.max_event_bytes < UdmOptions::MIN_MAX_EVENT_BYTES {
+            return bad(format!(
+                "the UDM event cap must be at least {} bytes, got {}",
+                UdmOptions::MIN_MAX_EVENT_BYTES,
+                self.udm.max_event_bytes
+            ));
+        }
+        for (name, value) in [
+            ("UDM vendor", &self.udm.vendor),
+            ("UDM product", &self.udm.product),
+            ("UDM log type", &self.udm.log_type),
+        ] {
+            if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                return bad(format!("the {name} must not be empty when set"));
+            }
+        }
         if self.stream_refresh.is_zero() {
             return bad("the stream refresh interval must be above 0".to_string());
         }
@@ -165,6 +188,12 @@ impl Config {
             return bad("the output path must not be empty (use `-` for stdout)".to_string());
         }
         Ok(())
+    }
+
+    /// The line parser this configuration describes (the regex compiled).
+    pub fn parser(&self) -> Result<Parser, SubscriberError> {
+        Parser::new(self.parse, self.parse_regex.as_deref())
+            .map_err(|e| SubscriberError::Config(format!("the parse regex {e}")))
     }
 
     /// How often to scan for entries of dead consumers: twice per idle period, so an entry
@@ -236,6 +265,19 @@ mod tests {
         assert!(c.validate().is_err(), "brace in a cluster stream prefix");
         let mut c = config();
         c.stream_refresh = Duration::ZERO;
+        assert!(c.validate().is_err());
+        let mut c = config();
+        c.parse = ParseMode::Forced(redtail_parse::Format::Regex);
+        assert!(c.validate().is_err(), "regex without a pattern");
+        c.parse_regex = Some("(?P<message>.*)".into());
+        c.validate().expect("regex with a named group");
+        c.parse_regex = Some("(.*)".into());
+        assert!(c.validate().is_err(), "no named group");
+        let mut c = config();
+        c.udm.max_event_bytes = 100;
+        assert!(c.validate().is_err(), "cap too small");
+        let mut c = config();
+        c.udm.vendor = Some(" ".into());
         assert!(c.validate().is_err());
     }
 

@@ -22,6 +22,7 @@ pub mod udm;
 pub use config::{Config, OutputFormat};
 pub use error::SubscriberError;
 pub use metrics::Metrics;
+pub use redtail_parse::{Format as ParseFormat, Options as UdmOptions, ParseMode};
 
 use prometheus::IntGauge;
 use redtail_telemetry::readiness::{Liveness, Readiness};
@@ -58,7 +59,8 @@ pub async fn run(
     let pipeline = Pipeline::new(
         output,
         config.output_format,
-        config.product_name.clone(),
+        config.parser()?,
+        config.udm.clone(),
         metrics.clone(),
     );
     let health = RedisHealth::new(

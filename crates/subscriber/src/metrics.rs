@@ -10,8 +10,12 @@ use redtail_telemetry::metrics::register;
 pub struct Metrics {
     /// Events written out (and, in stream mode, then acknowledged).
     pub lines_received: IntCounter,
-    /// Lines that were not valid JSON objects / UTF-8 (still written, with a marker).
-    pub parse_errors: IntCounter,
+    /// Lines that were not what they were declared or looked like, by `format`.
+    pub parse_errors: IntCounterVec,
+    /// Events written out, by `format` and UDM `event_type`.
+    pub events: IntCounterVec,
+    /// Events cut at `REDTAIL_UDM_MAX_EVENT_BYTES`.
+    pub events_cut: IntCounter,
     /// Ingested time − the line's own timestamp, for lines that carry one.
     pub end_to_end_latency: Histogram,
     /// now − timestamp of the newest event processed; 0 when the group is caught up.
@@ -45,9 +49,29 @@ impl Metrics {
             )?,
             parse_errors: register(
                 registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "redtail_subscriber_parse_errors_total",
+                        "Lines that were not what they were declared or looked like (broken JSON, a forced format that does not match, invalid UTF-8), by parser; written with a parse-error marker.",
+                    ),
+                    &["format"],
+                )?,
+            )?,
+            events: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "redtail_subscriber_events_total",
+                        "Events written out, by parser and UDM event type.",
+                    ),
+                    &["format", "event_type"],
+                )?,
+            )?,
+            events_cut: register(
+                registry,
                 IntCounter::new(
-                    "redtail_subscriber_parse_errors_total",
-                    "Lines that were not valid JSON objects or not UTF-8 (written with a parse-error marker).",
+                    "redtail_subscriber_events_cut_total",
+                    "UDM events cut at REDTAIL_UDM_MAX_EVENT_BYTES (flagged in additional.event_cut).",
                 )?,
             )?,
             end_to_end_latency: register(
@@ -169,7 +193,6 @@ mod tests {
         let text = String::from_utf8(out).expect("utf8");
         for name in [
             "redtail_subscriber_lines_received_total 2",
-            "redtail_subscriber_parse_errors_total",
             "redtail_subscriber_end_to_end_latency_seconds_bucket{le=\"60\"}",
             "redtail_subscriber_lag_seconds",
             "redtail_subscriber_pending_entries",

@@ -1,10 +1,11 @@
 //! One line in, one output record out, metrics counted on the way.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use prometheus::IntCounter;
+use redtail_parse::{EventType, Format};
 
 use crate::output::Output;
-use crate::udm::{to_udm, LineContext};
+use crate::udm::{render, LineContext, Options, Parser};
 use crate::{Metrics, OutputFormat, SubscriberError};
 
 /// A line and what is known about it.
@@ -16,12 +17,58 @@ pub(crate) struct Item<'a> {
     pub redelivered: bool,
 }
 
+/// The labelled counters, resolved once: a label lookup per line would hash two strings.
+struct Counters {
+    /// `[format]`
+    parse_errors: Vec<IntCounter>,
+    /// `[format * EventType::ALL.len() + event_type]`
+    events: Vec<IntCounter>,
+}
+
+impl Counters {
+    fn new(metrics: &Metrics) -> Self {
+        let parse_errors = Format::ALL
+            .iter()
+            .map(|f| metrics.parse_errors.with_label_values(&[f.as_str()]))
+            .collect();
+        let events = Format::ALL
+            .iter()
+            .flat_map(|f| {
+                EventType::ALL
+                    .iter()
+                    .map(move |t| metrics.events.with_label_values(&[f.as_str(), t.as_str()]))
+            })
+            .collect();
+        Counters {
+            parse_errors,
+            events,
+        }
+    }
+
+    fn format_index(format: Format) -> usize {
+        Format::ALL.iter().position(|f| *f == format).unwrap_or(0)
+    }
+
+    fn count(&self, format: Format, event_type: Option<EventType>, parse_error: bool) {
+        let f = Self::format_index(format);
+        if parse_error {
+            self.parse_errors[f].inc();
+        }
+        if let Some(t) = event_type {
+            let t = EventType::ALL.iter().position(|x| *x == t).unwrap_or(0);
+            self.events[f * EventType::ALL.len() + t].inc();
+        }
+    }
+}
+
 /// Formats items and writes them to the output.
 pub(crate) struct Pipeline {
     output: Output,
     format: OutputFormat,
-    product_name: String,
+    parser: Parser,
+    options: Options,
     metrics: Metrics,
+    counters: Counters,
     /// Reused serialisation buffer: one allocation for the life of the process.
     buf: Vec<u8>,
 }
@@ -30,13 +77,16 @@ impl Pipeline {
     pub fn new(
         output: Output,
         format: OutputFormat,
-        product_name: String,
+        parser: Parser,
+        options: Options,
         metrics: Metrics,
     ) -> Self {
         Pipeline {
             output,
             format,
-            product_name,
+            parser,
+            options,
+            counters: Counters::new(&metrics),
             metrics,
             buf: Vec::with_capacity(4096),
         }
@@ -49,33 +99,45 @@ impl Pipeline {
         ingested: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, SubscriberError> {
         self.buf.clear();
-        let (parse_error, line_time, event_time) = match self.format {
+        let (line_time, event_time) = match self.format {
             OutputFormat::Udm => {
-                let event = to_udm(item.line, &item.ctx, ingested, &self.product_name);
-                // Serialising a `Value` into a Vec cannot fail: keys are strings, and
-                // writing to memory has no I/O error.
-                if serde_json::to_writer(&mut self.buf, &event.event).is_ok() {
-                    self.buf.push(b'\n');
+                let ctx = item.ctx.to_parse(item.line.is_some());
+                let r = render(
+                    &self.parser,
+                    item.line,
+                    ctx,
+                    &self.options,
+                    ingested,
+                    &mut self.buf,
+                );
+                self.counters
+                    .count(r.format, Some(r.event_type), r.parse_error.is_some());
+                if r.cut {
+                    self.metrics.events_cut.inc();
                 }
-                (
-                    event.parse_error.is_some(),
-                    event.line_time,
-                    event.event_time,
-                )
+                (r.line_time, r.event_time)
             }
             OutputFormat::Raw => {
-                let (ok, line_time) = item.line.map_or((false, None), peek_timestamp);
+                // The line is still parsed, for its time (latency) and for parse errors; no
+                // UDM event is made, so `events_total` is not counted.
+                let line_time = item.line.and_then(|line| {
+                    let text = String::from_utf8_lossy(line);
+                    let reference = item.ctx.collected.unwrap_or(ingested);
+                    let record = self.parser.parse(&text, reference);
+                    let error = record.error.is_some() || std::str::from_utf8(line).is_err();
+                    self.counters.count(record.format, None, error);
+                    record.time
+                });
                 if let Some(line) = item.line {
                     self.buf.extend_from_slice(line);
                     self.buf.push(b'\n');
                 }
-                let event_time = line_time.or(item.ctx.collected).unwrap_or(ingested);
-                (!ok, line_time, event_time)
+                (
+                    line_time,
+                    line_time.or(item.ctx.collected).unwrap_or(ingested),
+                )
             }
         };
-        if parse_error {
-            self.metrics.parse_errors.inc();
-        }
         if item.redelivered {
             self.metrics.redeliveries.inc();
         }
@@ -103,53 +165,17 @@ impl Pipeline {
     }
 }
 
-/// Just the `timestamp` of a JSON object line; serde skips (validates, but does not
-/// allocate) every other field.
-#[derive(Deserialize)]
-struct TimestampOnly {
-    timestamp: Option<serde_json::Value>,
-}
-
-/// Raw mode still counts parse errors and measures latency; this validates the line and
-/// reads its timestamp without building the whole object. `(is a JSON object, timestamp)`.
-fn peek_timestamp(line: &[u8]) -> (bool, Option<DateTime<Utc>>) {
-    let object = line
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{');
-    if !object {
-        return (false, None);
-    }
-    // serde_json does not check the UTF-8 of strings it skips: validate the whole line first.
-    let Ok(text) = std::str::from_utf8(line) else {
-        return (false, None);
-    };
-    match serde_json::from_str::<TimestampOnly>(text) {
-        Ok(parsed) => (
-            true,
-            parsed
-                .timestamp
-                .as_ref()
-                .and_then(crate::timestamp::parse_timestamp),
-        ),
-        Err(_) => (false, None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redtail_parse::ParseMode;
 
-    #[test]
-    fn peeks_timestamps_and_validity() {
-        let (ok, ts) = peek_timestamp(br#"{"a":[1,{"b":2}],"timestamp":"2024-01-01T00:00:00Z"}"#);
-        assert!(ok);
-        assert_eq!(ts.map(|t| t.timestamp()), Some(1_704_067_200));
-        assert_eq!(peek_timestamp(b" {\"x\":1}"), (true, None));
-        assert_eq!(peek_timestamp(b"[1]"), (false, None));
-        assert_eq!(peek_timestamp(b"{\"a\":\"\xff\"}"), (false, None));
-        assert_eq!(peek_timestamp(b"{\"a\":1"), (false, None));
-        assert_eq!(peek_timestamp(b""), (false, None));
+    fn parser() -> Parser {
+        Parser::new(ParseMode::Auto, None).expect("auto")
+    }
+
+    fn value(metrics: &prometheus::IntCounterVec, labels: &[&str]) -> u64 {
+        metrics.with_label_values(labels).get()
     }
 
     #[tokio::test]
@@ -159,9 +185,20 @@ mod tests {
         let metrics = Metrics::register(&registry).expect("metrics");
         let path = dir.path().join("raw.log");
         let out = Output::open(Some(&path)).await.expect("open");
-        let mut p = Pipeline::new(out, OutputFormat::Raw, "redtail".into(), metrics.clone());
+        let mut p = Pipeline::new(
+            out,
+            OutputFormat::Raw,
+            parser(),
+            Options::default(),
+            metrics.clone(),
+        );
         let now = Utc::now();
-        for (line, redelivered) in [(&b"{\"k\":1}"[..], false), (b"not json \xff", true)] {
+        for (line, redelivered) in [
+            (&b"{\"k\":1}"[..], false),
+            (b"not json \xff", true),
+            (b"{\"broken", false),
+            (b"plain text is fine", false),
+        ] {
             let item = Item {
                 line: Some(line),
                 ctx: LineContext::default(),
@@ -178,28 +215,47 @@ mod tests {
         p.flush().await.expect("flush");
         assert_eq!(
             std::fs::read(&path).expect("read"),
-            b"{\"k\":1}\nnot json \xff\n"
+            b"{\"k\":1}\nnot json \xff\n{\"broken\nplain text is fine\n"
         );
-        assert_eq!(metrics.lines_received.get(), 2);
-        assert_eq!(metrics.parse_errors.get(), 2);
+        assert_eq!(metrics.lines_received.get(), 4);
+        assert_eq!(value(&metrics.parse_errors, &["text"]), 1, "invalid UTF-8");
+        assert_eq!(value(&metrics.parse_errors, &["json"]), 1, "broken JSON");
         assert_eq!(metrics.redeliveries.get(), 1);
 
         let path = dir.path().join("udm.log");
         let out = Output::open(Some(&path)).await.expect("open");
-        let mut p = Pipeline::new(out, OutputFormat::Udm, "prod".into(), metrics.clone());
-        let line = br#"{"timestamp":"2020-01-01T00:00:00Z","message":"m"}"#;
-        let item = Item {
-            line: Some(line),
-            ctx: LineContext::default(),
-            redelivered: false,
+        let options = Options {
+            product: Some("prod".into()),
+            ..Options::default()
         };
-        p.write(&item, now).await.expect("write");
+        let mut p = Pipeline::new(out, OutputFormat::Udm, parser(), options, metrics.clone());
+        for line in [
+            &br#"{"timestamp":"2020-01-01T00:00:00Z","message":"m"}"#[..],
+            b"2020-01-01 00:00:00,123 INFO user alice logged in",
+        ] {
+            let item = Item {
+                line: Some(line),
+                ctx: LineContext::default(),
+                redelivered: false,
+            };
+            p.write(&item, now).await.expect("write");
+        }
         p.flush().await.expect("flush");
         let text = std::fs::read_to_string(&path).expect("read");
-        assert!(text.ends_with('\n') && text.lines().count() == 1);
-        let event: serde_json::Value = serde_json::from_str(&text).expect("json");
-        assert_eq!(event["metadata"]["product_name"], "prod");
-        assert_eq!(metrics.end_to_end_latency.get_sample_count(), 1);
+        assert!(text.ends_with('\n') && text.lines().count() == 2);
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(events[0]["metadata"]["product_name"], "prod");
+        assert_eq!(events[1]["metadata"]["event_type"], "USER_LOGIN");
+        assert_eq!(
+            value(&metrics.events, &["json", "GENERIC_EVENT"]),
+            1,
+            "events_total{{format,event_type}}"
+        );
+        assert_eq!(value(&metrics.events, &["text", "USER_LOGIN"]), 1);
+        assert_eq!(metrics.end_to_end_latency.get_sample_count(), 2);
         assert!(
             metrics.end_to_end_latency.get_sample_sum() > 1e8,
             "years of latency"

@@ -18,18 +18,19 @@ use redtail_telemetry::shutdown::Shutdown;
 use serde_json::Value;
 
 use crate::health::RedisHealth;
-use crate::udm::{to_udm, LineContext};
+use crate::udm::{render, LineContext, Options, Parser};
 use crate::{Config, Metrics, SubscriberError};
 
 /// The subscriber's parsing, as the sink needs it. Deterministic: the "ingested" time of an
 /// event is its collection time, never the clock, so a resend renders the same bytes.
 struct UdmRenderer {
-    product_name: String,
+    parser: Parser,
+    options: Options,
 }
 
 impl UdmRenderer {
-    fn event(&self, entry: &StreamEntry, collected: DateTime<Utc>) -> crate::udm::UdmEvent {
-        let ctx = LineContext {
+    fn context<'a>(entry: &'a StreamEntry, collected: DateTime<Utc>) -> LineContext<'a> {
+        LineContext {
             source: entry.src.as_deref(),
             path: entry.path.as_deref(),
             offset: entry.off,
@@ -38,19 +39,30 @@ impl UdmRenderer {
             truncated: entry.truncated,
             collected: Some(collected),
             extra: &entry.extra,
-        };
-        to_udm(entry.line.as_deref(), &ctx, collected, &self.product_name)
+        }
     }
 }
 
 impl EventRenderer for UdmRenderer {
     fn line_time(&self, entry: &StreamEntry) -> Option<DateTime<Utc>> {
         let collected = redtail_secops::envelope::collection_time(entry);
-        self.event(entry, collected).line_time
+        let line = entry.line.as_deref()?;
+        crate::udm::line_time(&self.parser, line, collected)
     }
 
     fn udm(&self, entry: &StreamEntry, collected: DateTime<Utc>) -> Value {
-        self.event(entry, collected).event
+        let ctx = Self::context(entry, collected).to_parse(entry.line.is_some());
+        let mut buf = Vec::new();
+        render(
+            &self.parser,
+            entry.line.as_deref(),
+            ctx,
+            &self.options,
+            collected,
+            &mut buf,
+        );
+        // `render` writes one JSON object (and a newline); it always parses.
+        serde_json::from_slice(&buf).unwrap_or(Value::Null)
     }
 }
 
@@ -80,7 +92,8 @@ pub(crate) async fn run(
             claim_idle: config.claim_idle,
         },
         Arc::new(UdmRenderer {
-            product_name: config.product_name.clone(),
+            parser: config.parser()?,
+            options: config.udm.clone(),
         }),
         metrics.sink.clone(),
         Plumbing {
@@ -170,7 +183,8 @@ mod tests {
     #[test]
     fn rendering_is_deterministic() {
         let renderer = UdmRenderer {
-            product_name: "redtail".into(),
+            parser: Parser::new(redtail_parse::ParseMode::Auto, None).expect("auto parser"),
+            options: Options::default(),
         };
         let entry = StreamEntry {
             id: "1700000000000-7".into(),
