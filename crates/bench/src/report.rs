@@ -28,6 +28,9 @@ const P99_AT_10K_US: i64 = 5_000;
 const WATCHER_RSS_BYTES: u64 = 16 * 1024 * 1024;
 const WATCHER_CPU_PER_MILLION: f64 = 1.5;
 const IDLE_CPU_PERCENT: f64 = 0.2;
+const LIVE_US_PER_LINE_AT_10K: f64 = 5.0;
+const LIVE_CORE_SHARE_AT_1K: f64 = 0.01;
+const REDIS_CPU_RATIO: f64 = 1.3;
 
 struct Row {
     figure: String,
@@ -169,6 +172,32 @@ impl Results {
                 met,
                 ..row(format!("Live {}/s: watcher lag", l.rate), value)
             });
+            let (target, met) = match l.rate {
+                1_000 => (
+                    "≤ 1 % of a core",
+                    Some(l.watcher_core_share() <= LIVE_CORE_SHARE_AT_1K),
+                ),
+                10_000 => (
+                    "≤ 5 µs per line",
+                    Some(l.watcher_us_per_line() <= LIVE_US_PER_LINE_AT_10K),
+                ),
+                _ => ("", None),
+            };
+            rows.push(Row {
+                target,
+                met,
+                ..row(
+                    format!(
+                        "Live {}/s: watcher CPU per line / share of one core",
+                        l.rate
+                    ),
+                    format!(
+                        "{:.2} µs / {:.2} %",
+                        l.watcher_us_per_line(),
+                        l.watcher_core_share() * 100.0
+                    ),
+                )
+            });
         }
         let rss = self.watcher_peak_rss();
         rows.push(Row {
@@ -206,6 +235,22 @@ impl Results {
                 self.subscriber.redis_cpu_seconds / self.subscriber.seconds * 100.0
             ),
         ));
+        let redis_ratio = self.stream.redis_us_per_line() / c.xadd_full_entry_redis_us;
+        rows.push(Row {
+            ratio: Some(redis_ratio),
+            target: "≤ 1.3 × same-entry XADD",
+            met: Some(redis_ratio <= REDIS_CPU_RATIO),
+            ..row(
+                "redis-server CPU per line: watcher stream drain / `XADD` same entry / `XADD` one field"
+                    .into(),
+                format!(
+                    "{:.2} / {:.2} / {:.2} µs",
+                    self.stream.redis_us_per_line(),
+                    c.xadd_full_entry_redis_us,
+                    c.xadd_redis_us
+                ),
+            )
+        });
         rows.push(Row {
             target: "< 0.2 %",
             met: Some(self.idle.cpu_percent_precise < IDLE_CPU_PERCENT),

@@ -24,6 +24,9 @@ pub struct Config {
     pub batch_max_lines: usize,
     /// Bounds one batch's memory and one script call's size.
     pub batch_max_bytes: usize,
+    /// After a batch that was not full, wait at most this long before reading again, so
+    /// the lines an app writes at a live rate go out together (see `linger.rs`); zero = off.
+    pub batch_linger: Duration,
     pub read_buffer_bytes: usize,
     pub poll_interval: Duration,
     pub target: RedisTarget,
@@ -40,6 +43,10 @@ pub struct Config {
 
 impl Config {
     pub const DEFAULT_REPLICA_ACK_TIMEOUT: Duration = Duration::from_millis(1000);
+    /// Default of `batch_linger`, chosen from `scripts/bench.sh` (README, Performance).
+    pub const DEFAULT_BATCH_LINGER: Duration = Duration::from_millis(20);
+    /// A longer linger would be a delay, not a coalescing window.
+    pub const MAX_BATCH_LINGER: Duration = Duration::from_millis(1000);
 }
 
 impl Config {
@@ -62,6 +69,13 @@ impl Config {
         }
         if self.batch_max_bytes == 0 {
             return fail("the batch byte limit is 0".into());
+        }
+        if self.batch_linger > Self::MAX_BATCH_LINGER {
+            return fail(format!(
+                "batch linger {} ms is above {} ms",
+                self.batch_linger.as_millis(),
+                Self::MAX_BATCH_LINGER.as_millis()
+            ));
         }
         if self.checkpoint_every_lines == 0 {
             return fail("checkpoint every 0 lines".into());
@@ -105,6 +119,7 @@ mod tests {
             max_line_bytes: 1 << 20,
             batch_max_lines: 1024,
             batch_max_bytes: 1 << 20,
+            batch_linger: Config::DEFAULT_BATCH_LINGER,
             read_buffer_bytes: 256 * 1024,
             poll_interval: Duration::from_millis(250),
             target: RedisTarget::new("redis://127.0.0.1:6379"),
@@ -127,6 +142,17 @@ mod tests {
         assert!(c.validate().is_err());
         c.replica_acks = 0;
         c.validate().expect("ignored when WAIT is off");
+    }
+
+    #[test]
+    fn batch_linger_is_bounded() {
+        let mut c = config();
+        c.batch_linger = Duration::ZERO;
+        c.validate().expect("0 turns it off");
+        c.batch_linger = Config::MAX_BATCH_LINGER;
+        c.validate().expect("the maximum itself is fine");
+        c.batch_linger = Config::MAX_BATCH_LINGER + Duration::from_millis(1);
+        assert!(c.validate().is_err());
     }
 
     #[test]
