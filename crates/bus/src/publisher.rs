@@ -19,23 +19,44 @@ const SCRIPT: &str = include_str!("publish.lua");
 /// Where lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
-    /// `XADD <key> [MAXLEN ~ maxlen] * line … src … path … off … fid … [trunc 1] ct …`.
+    /// `XADD <key> * line … src … path … off … fid … [trunc 1] [lines n] ct …` (the trim is
+    /// one `XTRIM MAXLEN ~ maxlen` per batch).
     /// In cluster mode `key` is the prefix of the per-source streams (`<key>:{<source>}`).
     Stream { key: String, maxlen: u64 },
     /// `PUBLISH <channel> <line>`: the classic design, at-most-once to subscribers.
     PubSub { channel: String },
 }
 
-/// One line to publish; `end` is the offset just after it in its file.
+/// One line to publish — or one multi-line event (`lines > 1`: its lines joined by `\n`);
+/// `end` is the offset just after it in its file.
 #[derive(Debug, Clone, Copy)]
 pub struct OutLine<'a> {
     pub offset: u64,
     pub end: u64,
     pub truncated: bool,
+    /// How many file lines this entry holds: 1 for a plain line; more than 1 adds
+    /// `lines <n>` to the entry (0 is taken as 1).
+    pub lines: u32,
     pub data: &'a [u8],
 }
 
-/// Lines of one file, in file order.
+impl OutLine<'_> {
+    /// The script's per-line flags argument: `0`, `1` (cut), or `<cut>,<lines>`.
+    fn write_flags(&self, buf: &mut String) {
+        use std::fmt::Write as _;
+        buf.clear();
+        let cut = if self.truncated { '1' } else { '0' };
+        if self.lines > 1 {
+            // Writing to a String cannot fail.
+            let _ = write!(buf, "{cut},{}", self.lines);
+        } else {
+            buf.push(cut);
+        }
+    }
+}
+
+/// Lines of one file, in file order (each line's `end` beyond the previous one's: the
+/// script skips a prefix of already committed lines by that order).
 #[derive(Debug)]
 pub struct PublishBatch<'a> {
     pub source: &'a str,
@@ -170,10 +191,12 @@ impl Publisher {
             .arg(batch.fid)
             .arg(batch.collected_us)
             .arg(channel);
+        let mut flags = String::with_capacity(12);
         for line in &batch.lines {
+            line.write_flags(&mut flags);
             cmd.arg(line.offset)
                 .arg(line.end)
-                .arg(if line.truncated { "1" } else { "0" })
+                .arg(flags.as_str())
                 .arg(line.data);
         }
     }
@@ -363,5 +386,26 @@ mod tests {
         ]);
         assert_eq!(parse_outcome(no_trim_error).unwrap().trim_error, None);
         assert!(parse_outcome(Value::Nil).is_err());
+    }
+
+    #[test]
+    fn line_flags() {
+        let flags = |truncated, lines| {
+            let mut buf = String::from("stale");
+            OutLine {
+                offset: 0,
+                end: 1,
+                truncated,
+                lines,
+                data: b"",
+            }
+            .write_flags(&mut buf);
+            buf
+        };
+        assert_eq!(flags(false, 1), "0");
+        assert_eq!(flags(true, 1), "1");
+        assert_eq!(flags(false, 0), "0");
+        assert_eq!(flags(false, 12), "0,12");
+        assert_eq!(flags(true, 500), "1,500");
     }
 }

@@ -136,6 +136,7 @@ impl Pipeline {
                 offset: l.offset,
                 end: l.end,
                 truncated: l.truncated,
+                lines: 1,
                 data: &batch.data[l.data.clone()],
             })
             .collect();
