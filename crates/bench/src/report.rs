@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::drain::{Ceiling, Drain};
+use crate::files::{ManyFiles, Storm};
 use crate::live::{Idle, Live};
 
 /// Everything one run measured.
@@ -19,6 +20,9 @@ pub struct Results {
     pub subscriber: Drain,
     pub live: Vec<Live>,
     pub idle: Idle,
+    /// Err: the step failed, with why.
+    pub storm: Result<Storm, String>,
+    pub many: Result<ManyFiles, String>,
 }
 
 /// Targets of the issue, kept here so the table and the JSON say the same thing.
@@ -31,6 +35,7 @@ const IDLE_CPU_PERCENT: f64 = 0.2;
 const LIVE_US_PER_LINE_AT_10K: f64 = 5.0;
 const LIVE_CORE_SHARE_AT_1K: f64 = 0.01;
 const REDIS_CPU_RATIO: f64 = 1.3;
+const MANY_FILES_RSS_BYTES: u64 = 64 * 1024 * 1024;
 
 struct Row {
     figure: String,
@@ -251,6 +256,51 @@ impl Results {
                 ),
             )
         });
+        rows.push(match &self.storm {
+            Ok(s) => Row {
+                target: "0 lost, 0 duplicated",
+                met: Some(s.missing == 0 && s.duplicated == 0),
+                ..row(
+                    format!(
+                        "Rotation storm: {} lines at 50 k/s, ≈ {:.0} renames/s, each line checked",
+                        s.lines,
+                        s.rotations_per_s()
+                    ),
+                    format!(
+                        "{} shipped; {} lost, {} duplicated",
+                        rate(s.lines_per_s()),
+                        s.missing,
+                        s.duplicated
+                    ),
+                )
+            },
+            Err(e) => Row {
+                target: "0 lost, 0 duplicated",
+                met: Some(false),
+                ..row("Rotation storm".into(), format!("failed: {}", one_line(e)))
+            },
+        });
+        rows.push(match &self.many {
+            Ok(m) => Row {
+                target: "≤ 64 MiB",
+                met: Some(m.peak_rss_bytes <= MANY_FILES_RSS_BYTES),
+                ..row(
+                    format!(
+                        "Watcher peak RSS, glob over {} files ({} lines shipped in {:.1} s)",
+                        m.files, m.lines, m.seconds
+                    ),
+                    bytes(m.peak_rss_bytes),
+                )
+            },
+            Err(e) => Row {
+                target: "≤ 64 MiB",
+                met: Some(false),
+                ..row(
+                    "Watcher peak RSS, glob over many files".into(),
+                    format!("failed: {}", one_line(e)),
+                )
+            },
+        });
         rows.push(Row {
             target: "< 0.2 %",
             met: Some(self.idle.cpu_percent_precise < IDLE_CPU_PERCENT),
@@ -307,10 +357,23 @@ impl Results {
             "subscriber_drain_udm": self.subscriber.json(),
             "live": self.live.iter().map(Live::json).collect::<Vec<_>>(),
             "idle": self.idle.json(),
+            "rotation_storm": match &self.storm {
+                Ok(s) => s.json(),
+                Err(e) => json!({"error": e}),
+            },
+            "many_files": match &self.many {
+                Ok(m) => m.json(),
+                Err(e) => json!({"error": e}),
+            },
             "watcher_peak_rss_bytes": self.watcher_peak_rss(),
             "table": rows,
         })
     }
+}
+
+/// A step's error on one table line.
+fn one_line(e: &str) -> String {
+    e.lines().next().unwrap_or_default().replace('|', "/")
 }
 
 fn rate(per_s: f64) -> String {
