@@ -142,3 +142,52 @@ async fn entry_layout_and_idempotent_skip() {
         .expect("HGET");
     assert_eq!(stored, (next_off + 4).to_string());
 }
+
+/// A batch sent behind one still in flight carries that one's end as `after`: refused,
+/// with nothing written, until the committed offset reaches it.
+#[tokio::test]
+async fn a_batch_cannot_overtake_its_predecessor() {
+    let redis = RedisServer::start();
+    let conn = Connection::new(RedisTarget::new(redis.url())).expect("connection");
+    let mut publisher = Publisher::new(
+        conn,
+        Mode::Stream {
+            key: STREAM.into(),
+            maxlen: 0,
+        },
+    );
+    let a = vec![line(0, b"one", false, 1), line(4, b"two", false, 1)];
+    let b = vec![line(8, b"three", false, 1)];
+    // The script must be cached for EVALSHA: the first call goes the one-at-a-time way.
+    let warm = publisher
+        .publish(&batch(vec![line(0, b"one", false, 1)]))
+        .await
+        .expect("first line");
+    assert_eq!(warm.committed, 4);
+
+    // b behind a, but a never landed (committed is 4, a ends at 8): refused.
+    let call = publisher
+        .start(&batch(b.clone()), Some(8))
+        .await
+        .expect("start");
+    let refused = publisher.outcome(call).await.expect("reply");
+    assert!(refused.refused);
+    assert_eq!((refused.added, refused.committed), (0, 4));
+    assert_eq!(entries(&redis).len(), 1);
+
+    // a then b, both in flight: both land, in order.
+    let call_a = publisher.start(&batch(a), None).await.expect("start a");
+    let call_b = publisher.start(&batch(b), Some(8)).await.expect("start b");
+    let out_a = publisher.outcome(call_a).await.expect("a");
+    let out_b = publisher.outcome(call_b).await.expect("b");
+    assert_eq!((out_a.added, out_a.skipped, out_a.refused), (1, 1, false));
+    assert_eq!(
+        (out_b.added, out_b.refused, out_b.committed),
+        (1, false, 14)
+    );
+    let lines: Vec<Vec<u8>> = entries(&redis)
+        .iter()
+        .map(|e| value(e, "line").to_vec())
+        .collect();
+    assert_eq!(lines, [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+}

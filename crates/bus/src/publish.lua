@@ -5,6 +5,10 @@
 -- ARGV[1] hash field "<source>:<fid>"   ARGV[2] mode: "s" stream, "p" pubsub
 -- ARGV[3] MAXLEN (0 = no trim)          ARGV[4] src  ARGV[5] path  ARGV[6] fid  ARGV[7] ct
 -- ARGV[8] channel (pubsub mode)
+-- ARGV[9] "after": '' or an offset; with an offset the batch is refused (nothing written,
+--         reply {0, 0, committed, '', 1}) unless the committed offset has reached it. A batch
+--         sent while its predecessor is still in flight carries the predecessor's end, so a
+--         predecessor that failed cannot be overtaken (its lines would then count as committed).
 -- then 4 per line: start offset, end offset, flags, line bytes; flags is "0" (a plain
 -- line), "1" (a cut line: `trunc 1`) or "<0|1>,<n>" (an event of n > 1 lines: `lines n`).
 -- Line end offsets increase within a batch.
@@ -21,14 +25,17 @@ local src, path, fid, ct, channel = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local committed_str = redis.call('HGET', KEYS[1], field)
 local committed = 0
 if committed_str then committed = tonumber(committed_str) else committed_str = '0' end
+if ARGV[9] ~= '' and committed < tonumber(ARGV[9]) then
+  return {0, 0, committed_str, '', 1}
+end
 local n = #ARGV
-local first = 9
+local first = 10
 -- Skip what Redis already has. Ends increase, so only a retry or a restart from an older
 -- checkpoint pays this loop; a fresh batch passes with one comparison.
 while first + 3 <= n and tonumber(ARGV[first + 1]) <= committed do
   first = first + 4
 end
-local skipped = (first - 9) / 4
+local skipped = (first - 10) / 4
 local added = 0
 local trim_error = ''
 local stream = KEYS[2]
@@ -69,4 +76,4 @@ if added > 0 then
     end
   end
 end
-return {added, skipped, committed_str, trim_error}
+return {added, skipped, committed_str, trim_error, 0}

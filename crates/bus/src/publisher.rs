@@ -80,6 +80,14 @@ pub struct PublishOutcome {
     /// Why the per-batch `XTRIM` was refused (e.g. an ACL without it), if it was.
     /// The batch itself is published; the stream just is not trimmed.
     pub trim_error: Option<String>,
+    /// A batch started with `after` (see [`Publisher::start`]) whose predecessor had not
+    /// landed: nothing was written.
+    pub refused: bool,
+}
+
+/// A script call sent to Redis whose reply is still to come (see [`Publisher::start`]).
+pub struct InFlight {
+    reply: tokio::task::JoinHandle<Result<Value, redis::RedisError>>,
 }
 
 /// Publishes batches through one server-side script call each.
@@ -125,6 +133,11 @@ impl Publisher {
         &self.mode
     }
 
+    /// The connection is a Redis Cluster connection.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
     pub fn connection(&mut self) -> &mut Connection {
         &mut self.conn
     }
@@ -143,10 +156,47 @@ impl Publisher {
         }
     }
 
+    /// Sends one script call for `batch` and returns without waiting for the reply, so the
+    /// next batch can be prepared and sent while Redis runs this one (two in flight).
+    /// `after`: the end of a predecessor still in flight on this connection — the script
+    /// then refuses this batch (writes nothing) unless the committed offset reached it, so a
+    /// predecessor that failed can never be overtaken. Only the happy path: on any error or
+    /// refusal the caller sends the batches again one at a time with [`Publisher::publish`]
+    /// (which also loads the script after a `NOSCRIPT`). Not for cluster connections.
+    pub async fn start(
+        &mut self,
+        batch: &PublishBatch<'_>,
+        after: Option<u64>,
+    ) -> Result<InFlight, BusError> {
+        let mut conn = match self.conn.get().await {
+            Ok(conn) => conn,
+            Err(e) => return Err(self.conn.on_error(e)),
+        };
+        let mut cmd = redis::cmd("EVALSHA");
+        self.fill(&mut cmd, batch, &self.sha, after);
+        let reply = tokio::spawn(async move { cmd.query_async::<Value>(&mut conn).await });
+        // Let the task hand its request to the connection before anything is sent after it
+        // (on the watcher's one-thread runtime this runs it up to its wait for the reply).
+        tokio::task::yield_now().await;
+        Ok(InFlight { reply })
+    }
+
+    /// The reply of a call made with [`Publisher::start`].
+    pub async fn outcome(&mut self, call: InFlight) -> Result<PublishOutcome, BusError> {
+        let result = match call.reply.await {
+            Ok(Ok(reply)) => parse_outcome(reply),
+            Ok(Err(e)) => Err(BusError::from(e)),
+            Err(join) => Err(BusError::Protocol(format!(
+                "script call task failed: {join}"
+            ))),
+        };
+        result.map_err(|e| self.conn.on_error(e))
+    }
+
     async fn try_publish(&mut self, batch: &PublishBatch<'_>) -> Result<PublishOutcome, BusError> {
         let mut conn = self.conn.get().await?;
         let mut cmd = redis::cmd("EVALSHA");
-        self.fill(&mut cmd, batch, &self.sha);
+        self.fill(&mut cmd, batch, &self.sha, None);
         let reply: Result<Value, redis::RedisError> = cmd.query_async(&mut conn).await;
         let reply = match reply {
             Err(e) if e.code() == Some("NOSCRIPT") && self.cluster => {
@@ -154,7 +204,7 @@ impl Publisher {
                 // after a restart): EVAL goes to the same slot's primary and caches it there.
                 // SCRIPT LOAD would go to every primary and fail while any one is down.
                 let mut eval = redis::cmd("EVAL");
-                self.fill(&mut eval, batch, SCRIPT);
+                self.fill(&mut eval, batch, SCRIPT, None);
                 eval.query_async(&mut conn).await?
             }
             Err(e) if e.code() == Some("NOSCRIPT") => {
@@ -168,7 +218,13 @@ impl Publisher {
     }
 
     /// `EVALSHA <sha>` / `EVAL <script>` arguments; `script` is the sha or the source.
-    fn fill(&self, cmd: &mut redis::Cmd, batch: &PublishBatch<'_>, script: &str) {
+    fn fill(
+        &self,
+        cmd: &mut redis::Cmd,
+        batch: &PublishBatch<'_>,
+        script: &str,
+        after: Option<u64>,
+    ) {
         cmd.arg(script);
         // Declare every key the script touches (cluster routing, ACL key checks).
         let offsets_key = self.offsets_key(batch.source);
@@ -191,6 +247,10 @@ impl Publisher {
             .arg(batch.fid)
             .arg(batch.collected_us)
             .arg(channel);
+        match after {
+            Some(offset) => cmd.arg(offset),
+            None => cmd.arg(""),
+        };
         let mut flags = String::with_capacity(12);
         for line in &batch.lines {
             line.write_flags(&mut flags);
@@ -308,7 +368,7 @@ async fn load_script(conn: &mut RedisConn) -> Result<(), BusError> {
 
 fn parse_outcome(reply: Value) -> Result<PublishOutcome, BusError> {
     let items = match reply {
-        Value::Array(items) if items.len() == 3 || items.len() == 4 => items,
+        Value::Array(items) if (3..=5).contains(&items.len()) => items,
         other => {
             return Err(BusError::Protocol(format!(
                 "publish script replied {other:?}"
@@ -342,6 +402,7 @@ fn parse_outcome(reply: Value) -> Result<PublishOutcome, BusError> {
         skipped: int(&items[1])?,
         committed: int(&items[2])?,
         trim_error,
+        refused: matches!(items.get(4), Some(Value::Int(1))),
     })
 }
 
@@ -363,6 +424,7 @@ mod tests {
                 skipped: 1,
                 committed: 12345678901234567,
                 trim_error: None,
+                refused: false,
             }
         );
         let with_trim_error = Value::Array(vec![
@@ -385,6 +447,14 @@ mod tests {
             Value::BulkString(Vec::new()),
         ]);
         assert_eq!(parse_outcome(no_trim_error).unwrap().trim_error, None);
+        let refused = Value::Array(vec![
+            Value::Int(0),
+            Value::Int(0),
+            Value::BulkString(b"10".to_vec()),
+            Value::BulkString(Vec::new()),
+            Value::Int(1),
+        ]);
+        assert!(parse_outcome(refused).unwrap().refused);
         assert!(parse_outcome(Value::Nil).is_err());
     }
 

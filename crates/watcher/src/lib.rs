@@ -15,6 +15,7 @@ mod metrics;
 mod pipeline;
 mod reader;
 mod state;
+mod window;
 mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};

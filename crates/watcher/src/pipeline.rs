@@ -68,6 +68,9 @@ impl Pipeline {
                 biased;
                 _ = shutdown.wait() => return Ok(()),
                 item = rx.recv() => match item {
+                    Some(TailItem::Lines(batch)) if self.windowed() => {
+                        self.publish_windowed(batch, &mut rx, shutdown).await?
+                    }
                     Some(item) => self.handle(item, shutdown).await?,
                     None => return Err(WatcherError::ReaderGone),
                 },
@@ -80,7 +83,11 @@ impl Pipeline {
         }
     }
 
-    async fn handle(&mut self, item: TailItem, shutdown: &Shutdown) -> Result<(), WatcherError> {
+    pub(crate) async fn handle(
+        &mut self,
+        item: TailItem,
+        shutdown: &Shutdown,
+    ) -> Result<(), WatcherError> {
         match item {
             TailItem::Opened { id, path, offset } => {
                 self.state.opened(&path, id, offset);
@@ -101,10 +108,7 @@ impl Pipeline {
             }
             TailItem::Lines(batch) => {
                 if let Some(committed) = self.publish(&batch, shutdown).await? {
-                    self.state.committed(&batch.path, batch.id, committed);
-                    self.checkpoint
-                        .commit(&batch.id.to_string(), &batch.path, committed);
-                    self.policy.note_committed(batch.lines.len() as u64);
+                    self.commit_lines(&batch, committed);
                 }
             }
             TailItem::Finished { id, path, end } => {
@@ -119,10 +123,18 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Redis acknowledged `batch` up to `committed`: record it for the checkpoint and gauges.
+    pub(crate) fn commit_lines(&mut self, batch: &Batch, committed: u64) {
+        self.state.committed(&batch.path, batch.id, committed);
+        self.checkpoint
+            .commit(&batch.id.to_string(), &batch.path, committed);
+        self.policy.note_committed(batch.lines.len() as u64);
+    }
+
     /// Publish one batch, retrying with backoff until Redis takes it.
     /// Returns the committed offset, or None when shutdown ran out of patience
     /// (the batch was not committed and is read again after the restart).
-    async fn publish(
+    pub(crate) async fn publish(
         &mut self,
         batch: &Batch,
         shutdown: &Shutdown,
