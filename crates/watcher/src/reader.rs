@@ -59,6 +59,11 @@ impl Reader {
             .name("redtail-reader".into())
             .spawn(move || {
                 let mut linger = Linger::new(limits.linger);
+                // The reader found nothing to read since the last full batch: it is following
+                // a live file, not draining a backlog. Only then is a short batch a sign of a
+                // slow writer; in a drain a batch can stop short at a read-buffer boundary, and
+                // lingering there cut the drain rate by 40 % (measured).
+                let mut caught_up = false;
                 while !thread_stop.load(Ordering::Acquire) {
                     if let Some(rest) = linger.remaining(Instant::now()) {
                         // A plain sleep, deaf to file events on purpose: coalescing them is
@@ -70,7 +75,11 @@ impl Reader {
                     match tailer.next_item(limits.max_lines, limits.max_bytes) {
                         Ok(Some(item)) => {
                             let read = match &item {
-                                TailItem::Lines(batch) => Some((batch.len(), limits.is_small(batch))),
+                                TailItem::Lines(batch) => {
+                                    let small = limits.is_small(batch);
+                                    caught_up &= small;
+                                    Some((batch.len(), small && caught_up))
+                                }
                                 _ => None,
                             };
                             if tx.blocking_send(item).is_err() {
@@ -80,7 +89,10 @@ impl Reader {
                                 linger.batch_read(Instant::now(), lines, small);
                             }
                         }
-                        Ok(None) => tailer.wait(limits.poll_interval),
+                        Ok(None) => {
+                            caught_up = true;
+                            tailer.wait(limits.poll_interval);
+                        }
                         Err(error) => {
                             // Reported through TailEvents where it has a path; a
                             // whole-tailer error is retried after a poll interval.
