@@ -134,6 +134,7 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
         max_line_bytes: 1 << 20,
         batch_max_lines: 1024,
         batch_max_bytes: 1 << 20,
+        batch_linger: redtail_watcher::Config::DEFAULT_BATCH_LINGER,
         read_buffer_bytes: 256 * 1024,
         poll_interval: Duration::from_millis(250),
         rotate_wait: Duration::from_secs(5),

@@ -101,6 +101,12 @@ pub fn watch(env: &Env) -> Result<redtail_watcher::Config, ConfigError> {
             1024,
             256 * 1024 * 1024,
         )? as usize,
+        batch_linger: Duration::from_millis(env.bounded(
+            "REDTAIL_BATCH_LINGER_MS",
+            redtail_watcher::Config::DEFAULT_BATCH_LINGER.as_millis() as u64,
+            0,
+            redtail_watcher::Config::MAX_BATCH_LINGER.as_millis() as u64,
+        )?),
         read_buffer_bytes: 256 * 1024,
         poll_interval: env.millis("REDTAIL_POLL_INTERVAL_MS", 250, 10)?,
         rotate_wait: env.millis("REDTAIL_ROTATE_WAIT_MS", 5000, 0)?,

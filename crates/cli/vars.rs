@@ -146,6 +146,11 @@ pub const WATCH: &[Var] = &[
         "most line bytes in one round trip (bounds memory)",
     ),
     var(
+        "REDTAIL_BATCH_LINGER_MS",
+        "20",
+        "longest wait after a batch that was not full, so live-rate lines go out together; 0 = off",
+    ),
+    var(
         "REDTAIL_STREAM_MAXLEN",
         "1000000",
         "approximate stream trim (MAXLEN ~); 0 = no trim",

@@ -28,6 +28,10 @@ pub struct Ceiling {
     pub xadd_full_entry: f64,
     /// PUBLISH while one `redtail subscribe` receives: Redis also writes every message out.
     pub publish_one_subscriber: f64,
+    /// redis-server CPU-µs per request of the one-field `XADD` run.
+    pub xadd_redis_us: f64,
+    /// redis-server CPU-µs per request of the full-entry `XADD` run.
+    pub xadd_full_entry_redis_us: f64,
 }
 
 impl Ceiling {
@@ -37,6 +41,8 @@ impl Ceiling {
             "publish_per_s": self.publish,
             "xadd_full_entry_per_s": self.xadd_full_entry,
             "publish_one_subscriber_per_s": self.publish_one_subscriber,
+            "xadd_redis_cpu_us_per_request": self.xadd_redis_us,
+            "xadd_full_entry_redis_cpu_us_per_request": self.xadd_full_entry_redis_us,
         })
     }
 }
@@ -48,7 +54,7 @@ pub fn ceiling(broker: &Broker, roles: &Roles, requests: u64, payload: &str) -> 
     let mut xadd_cmd = vec!["XADD", "bench:ceiling"];
     xadd_cmd.extend(maxlen);
     xadd_cmd.extend(["line", payload]);
-    let xadd = redis_benchmark(port, requests, &xadd_cmd)?;
+    let (xadd, xadd_redis_us) = measured(broker, requests, &xadd_cmd)?;
     broker.flush()?;
 
     let path = roles.work.join("backlog.log").display().to_string();
@@ -63,7 +69,7 @@ pub fn ceiling(broker: &Broker, roles: &Roles, requests: u64, payload: &str) -> 
         "ct",
         "1767225600000000",
     ]);
-    let xadd_full_entry = redis_benchmark(port, requests, &full_cmd)?;
+    let (xadd_full_entry, xadd_full_entry_redis_us) = measured(broker, requests, &full_cmd)?;
     broker.flush()?;
 
     let publish = redis_benchmark(port, requests, &["PUBLISH", "bench:ceiling", payload])?;
@@ -81,7 +87,19 @@ pub fn ceiling(broker: &Broker, roles: &Roles, requests: u64, payload: &str) -> 
         publish,
         xadd_full_entry,
         publish_one_subscriber,
+        xadd_redis_us,
+        xadd_full_entry_redis_us,
     })
+}
+
+/// One `redis-benchmark` run: (requests/s, redis-server CPU-µs per request). The CPU comes
+/// from redis-server's own `/proc` schedstat, so the benchmark client's cost is not in it.
+fn measured(broker: &Broker, requests: u64, command: &[&str]) -> Result<(f64, f64)> {
+    let before = broker.stats()?;
+    let per_s = redis_benchmark(broker.port, requests, command)?;
+    let after = broker.stats()?;
+    let us = after.runtime_ns.saturating_sub(before.runtime_ns) as f64 / 1e3 / requests as f64;
+    Ok((per_s, us))
 }
 
 /// Waits until Redis counts a subscriber on `channel`: readiness alone does not say the
@@ -114,7 +132,7 @@ pub struct Drain {
     pub seconds: f64,
     /// The process's CPU, memory and sleeps at the end of the drain.
     pub proc: ProcStats,
-    /// CPU seconds redis-server used during the drain.
+    /// CPU seconds redis-server used during the drain (schedstat).
     pub redis_cpu_seconds: f64,
     /// Pub/sub only: lines the connected subscriber wrote out (at-most-once delivery).
     pub delivered: Option<u64>,
@@ -123,6 +141,11 @@ pub struct Drain {
 impl Drain {
     pub fn lines_per_s(&self) -> f64 {
         self.lines as f64 / self.seconds
+    }
+
+    /// redis-server CPU-µs per line of the drain.
+    pub fn redis_us_per_line(&self) -> f64 {
+        self.redis_cpu_seconds / self.lines as f64 * 1e6
     }
 
     pub fn cpu_per_million(&self) -> f64 {
@@ -139,6 +162,7 @@ impl Drain {
             "peak_rss_bytes": self.proc.peak_rss_bytes,
             "redis_cpu_seconds": self.redis_cpu_seconds,
             "redis_cpu_share": self.redis_cpu_seconds / self.seconds,
+            "redis_cpu_us_per_line": self.redis_us_per_line(),
             "delivered": self.delivered,
         })
     }
@@ -180,7 +204,7 @@ pub fn watcher_drain(
     )?;
     let seconds = started.elapsed().as_secs_f64();
     let proc = watcher.proc.stats()?;
-    let redis_cpu_seconds = broker.stats()?.cpu_seconds - redis_before.cpu_seconds;
+    let redis_cpu_seconds = redis_seconds(&redis_before, &broker.stats()?);
     watcher.proc.stop(Duration::from_secs(15))?;
 
     let delivered = match subscriber {
@@ -246,7 +270,7 @@ pub fn subscriber_drain(broker: &Broker, roles: &Roles, stream: &str) -> Result<
     }
     let seconds = started.elapsed().as_secs_f64();
     let proc = sub.proc.stats()?;
-    let redis_cpu_seconds = broker.stats()?.cpu_seconds - redis_before.cpu_seconds;
+    let redis_cpu_seconds = redis_seconds(&redis_before, &broker.stats()?);
     sub.proc.stop(Duration::from_secs(15))?;
     let written = count_lines(&output)?;
     if written < entries {
@@ -300,6 +324,11 @@ fn text(v: &redis::Value) -> Option<String> {
         redis::Value::SimpleString(s) => Some(s.clone()),
         _ => None,
     }
+}
+
+/// On-CPU seconds between two readings of redis-server (schedstat: nanosecond resolution).
+fn redis_seconds(before: &ProcStats, after: &ProcStats) -> f64 {
+    after.runtime_ns.saturating_sub(before.runtime_ns) as f64 / 1e9
 }
 
 /// Stops a process and reports a failure to stop as an error with its stderr.

@@ -12,8 +12,9 @@ use crate::procs::{http_get, metric_sum, ProcStats};
 use crate::roles::{wait_committed, Mode, Roles};
 use crate::stats::{count_lines, lag_trend, percentile, udm_latencies, LagTrend};
 
-/// How often the watcher's lag gauge is sampled.
-const LAG_SAMPLE: Duration = Duration::from_millis(100);
+/// How often the watcher's lag gauge is sampled (each scrape costs the watcher CPU that
+/// the live figures count, so not too often).
+const LAG_SAMPLE: Duration = Duration::from_millis(250);
 
 /// One live run at a fixed rate.
 #[derive(Debug, Clone)]
@@ -35,12 +36,25 @@ pub struct Live {
     /// Time from the generator's exit until the subscriber had written every line.
     pub catch_up_seconds: f64,
     pub watcher: ProcStats,
+    /// The watcher's on-CPU time (schedstat) from the generator's start to the last event.
+    pub watcher_cpu_ns: u64,
     pub subscriber: ProcStats,
     /// Seconds the generator ran: the divisor of the CPU shares.
     pub seconds: f64,
 }
 
 impl Live {
+    /// Watcher CPU-µs per shipped line.
+    pub fn watcher_us_per_line(&self) -> f64 {
+        self.watcher_cpu_ns as f64 / 1e3 / self.lines.max(1) as f64
+    }
+
+    /// Watcher CPU as a share of one core while the generator ran (the catch-up after it is
+    /// counted too: it is work for these lines).
+    pub fn watcher_core_share(&self) -> f64 {
+        self.watcher_cpu_ns as f64 / 1e9 / self.seconds
+    }
+
     pub fn json(&self) -> Value {
         json!({
             "rate": self.rate,
@@ -56,7 +70,8 @@ impl Live {
                 "growing": l.growing,
             })),
             "catch_up_seconds": self.catch_up_seconds,
-            "watcher_cpu_share": self.watcher.cpu_seconds / self.seconds,
+            "watcher_cpu_share": self.watcher_core_share(),
+            "watcher_cpu_us_per_line": self.watcher_us_per_line(),
             "watcher_peak_rss_bytes": self.watcher.peak_rss_bytes,
             "subscriber_cpu_share": self.subscriber.cpu_seconds / self.seconds,
             "subscriber_peak_rss_bytes": self.subscriber.peak_rss_bytes,
@@ -81,6 +96,8 @@ pub fn live(broker: &Broker, roles: &Roles, rate: u64, duration: Duration) -> Re
     sub.proc.wait_ready(sub.admin, Duration::from_secs(20))?;
 
     let lines = (rate as f64 * duration.as_secs_f64()).round().max(1.0) as u64;
+    // CPU is counted from here to the last event out: start-up is not part of a live rate.
+    let watcher_before = watcher.proc.stats()?;
     let started = Instant::now();
     let mut generator = roles.generator(&format!("{name}-gen"), &log, rate, lines)?;
     let mut samples = Vec::new();
@@ -122,6 +139,9 @@ pub fn live(broker: &Broker, roles: &Roles, rate: u64, duration: Duration) -> Re
     };
     let catch_up_seconds = stopped.elapsed().as_secs_f64();
     let watcher_stats = watcher.proc.stats()?;
+    let watcher_cpu_ns = watcher_stats
+        .runtime_ns
+        .saturating_sub(watcher_before.runtime_ns);
     let sub_stats = sub.proc.stats()?;
     stop_checked(&mut watcher.proc)?;
     stop_checked(&mut sub.proc)?;
@@ -154,6 +174,7 @@ pub fn live(broker: &Broker, roles: &Roles, rate: u64, duration: Duration) -> Re
         lag: lag_trend(&samples, written_bytes / seconds),
         catch_up_seconds,
         watcher: watcher_stats,
+        watcher_cpu_ns,
         subscriber: sub_stats,
         seconds,
     })

@@ -7,6 +7,7 @@
 
 mod broker;
 mod drain;
+mod files;
 mod live;
 mod options;
 mod parsing;
@@ -56,7 +57,7 @@ fn run() -> Result<()> {
     let started = Instant::now();
     let step = |n: u32, what: &str| {
         eprintln!(
-            "==> [{:5.1} s] {n}/7 {what}",
+            "==> [{:5.1} s] {n}/9 {what}",
             started.elapsed().as_secs_f64()
         )
     };
@@ -155,7 +156,18 @@ fn run() -> Result<()> {
     step(6, &format!("idle watcher for {:?}", opts.idle));
     let idle = live::idle(&broker, &roles, opts.idle)?;
 
-    step(7, "results");
+    // The file-side figures report a failure in the table rather than end the run: the
+    // tail engine is the part most likely to change under them.
+    step(7, &format!("rotation storm for {:?}", opts.live));
+    let storm =
+        files::rotation_storm(&broker, &roles, line_bytes, opts.live).map_err(|e| format!("{e:#}"));
+    eprintln!("    {storm:?}");
+    step(8, &format!("glob over {MANY_FILES} files"));
+    let many =
+        files::many_files(&broker, &roles, &payload, MANY_FILES, 10).map_err(|e| format!("{e:#}"));
+    eprintln!("    {many:?}");
+
+    step(9, "results");
     let results = report::Results {
         machine: machine(&opts, &load_before)?,
         lines: opts.lines,
@@ -167,6 +179,8 @@ fn run() -> Result<()> {
         subscriber,
         live,
         idle,
+        storm,
+        many,
     };
     println!(
         "redtail-bench on {} CPUs ({}), 1-min load {} before / {} after; backlog {} lines of {:.0} bytes",
@@ -196,6 +210,9 @@ fn run() -> Result<()> {
     );
     Ok(())
 }
+
+/// Files of the many-files step (issue 12 asks for the RSS at 1 000).
+const MANY_FILES: u64 = 1_000;
 
 /// A backlog line as close as possible to the average size: the ceiling's payload.
 fn typical_line(backlog: &Path, average: f64) -> Result<String> {

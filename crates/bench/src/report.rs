@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::drain::{Ceiling, Drain};
+use crate::files::{ManyFiles, Storm};
 use crate::live::{Idle, Live};
 
 /// Everything one run measured.
@@ -19,6 +20,9 @@ pub struct Results {
     pub subscriber: Drain,
     pub live: Vec<Live>,
     pub idle: Idle,
+    /// Err: the step failed, with why.
+    pub storm: Result<Storm, String>,
+    pub many: Result<ManyFiles, String>,
 }
 
 /// Targets of the issue, kept here so the table and the JSON say the same thing.
@@ -28,6 +32,10 @@ const P99_AT_10K_US: i64 = 5_000;
 const WATCHER_RSS_BYTES: u64 = 16 * 1024 * 1024;
 const WATCHER_CPU_PER_MILLION: f64 = 1.5;
 const IDLE_CPU_PERCENT: f64 = 0.2;
+const LIVE_US_PER_LINE_AT_10K: f64 = 5.0;
+const LIVE_CORE_SHARE_AT_1K: f64 = 0.01;
+const REDIS_CPU_RATIO: f64 = 1.3;
+const MANY_FILES_RSS_BYTES: u64 = 64 * 1024 * 1024;
 
 struct Row {
     figure: String,
@@ -169,6 +177,32 @@ impl Results {
                 met,
                 ..row(format!("Live {}/s: watcher lag", l.rate), value)
             });
+            let (target, met) = match l.rate {
+                1_000 => (
+                    "≤ 1 % of a core",
+                    Some(l.watcher_core_share() <= LIVE_CORE_SHARE_AT_1K),
+                ),
+                10_000 => (
+                    "≤ 5 µs per line",
+                    Some(l.watcher_us_per_line() <= LIVE_US_PER_LINE_AT_10K),
+                ),
+                _ => ("", None),
+            };
+            rows.push(Row {
+                target,
+                met,
+                ..row(
+                    format!(
+                        "Live {}/s: watcher CPU per line / share of one core",
+                        l.rate
+                    ),
+                    format!(
+                        "{:.2} µs / {:.2} %",
+                        l.watcher_us_per_line(),
+                        l.watcher_core_share() * 100.0
+                    ),
+                )
+            });
         }
         let rss = self.watcher_peak_rss();
         rows.push(Row {
@@ -206,6 +240,67 @@ impl Results {
                 self.subscriber.redis_cpu_seconds / self.subscriber.seconds * 100.0
             ),
         ));
+        let redis_ratio = self.stream.redis_us_per_line() / c.xadd_full_entry_redis_us;
+        rows.push(Row {
+            ratio: Some(redis_ratio),
+            target: "≤ 1.3 × same-entry XADD",
+            met: Some(redis_ratio <= REDIS_CPU_RATIO),
+            ..row(
+                "redis-server CPU per line: watcher stream drain / `XADD` same entry / `XADD` one field"
+                    .into(),
+                format!(
+                    "{:.2} / {:.2} / {:.2} µs",
+                    self.stream.redis_us_per_line(),
+                    c.xadd_full_entry_redis_us,
+                    c.xadd_redis_us
+                ),
+            )
+        });
+        rows.push(match &self.storm {
+            Ok(s) => Row {
+                target: "0 lost, 0 duplicated",
+                met: Some(s.missing == 0 && s.duplicated == 0),
+                ..row(
+                    format!(
+                        "Rotation storm: {} lines at 50 k/s, ≈ {:.0} renames/s, each line checked",
+                        s.lines,
+                        s.rotations_per_s()
+                    ),
+                    format!(
+                        "{} shipped; {} lost, {} duplicated",
+                        rate(s.lines_per_s()),
+                        s.missing,
+                        s.duplicated
+                    ),
+                )
+            },
+            Err(e) => Row {
+                target: "0 lost, 0 duplicated",
+                met: Some(false),
+                ..row("Rotation storm".into(), format!("failed: {}", one_line(e)))
+            },
+        });
+        rows.push(match &self.many {
+            Ok(m) => Row {
+                target: "≤ 64 MiB",
+                met: Some(m.peak_rss_bytes <= MANY_FILES_RSS_BYTES),
+                ..row(
+                    format!(
+                        "Watcher peak RSS, glob over {} files ({} lines shipped in {:.1} s)",
+                        m.files, m.lines, m.seconds
+                    ),
+                    bytes(m.peak_rss_bytes),
+                )
+            },
+            Err(e) => Row {
+                target: "≤ 64 MiB",
+                met: Some(false),
+                ..row(
+                    "Watcher peak RSS, glob over many files".into(),
+                    format!("failed: {}", one_line(e)),
+                )
+            },
+        });
         rows.push(Row {
             target: "< 0.2 %",
             met: Some(self.idle.cpu_percent_precise < IDLE_CPU_PERCENT),
@@ -262,10 +357,23 @@ impl Results {
             "subscriber_drain_udm": self.subscriber.json(),
             "live": self.live.iter().map(Live::json).collect::<Vec<_>>(),
             "idle": self.idle.json(),
+            "rotation_storm": match &self.storm {
+                Ok(s) => s.json(),
+                Err(e) => json!({"error": e}),
+            },
+            "many_files": match &self.many {
+                Ok(m) => m.json(),
+                Err(e) => json!({"error": e}),
+            },
             "watcher_peak_rss_bytes": self.watcher_peak_rss(),
             "table": rows,
         })
     }
+}
+
+/// A step's error on one table line.
+fn one_line(e: &str) -> String {
+    e.lines().next().unwrap_or_default().replace('|', "/")
 }
 
 fn rate(per_s: f64) -> String {

@@ -95,7 +95,19 @@ impl Roles {
 
     /// `redtail generate` appending `count` lines at `rate` lines/s (0 = as fast as possible).
     pub fn generator(&self, name: &str, log: &Path, rate: u64, count: u64) -> Result<Proc> {
-        let env = vec![
+        self.generator_with(name, log, rate, count, &[])
+    }
+
+    /// [`Roles::generator`] with more variables (rotation).
+    pub fn generator_with(
+        &self,
+        name: &str,
+        log: &Path,
+        rate: u64,
+        count: u64,
+        extra: &[(&'static str, String)],
+    ) -> Result<Proc> {
+        let mut env = vec![
             ("REDTAIL_METRICS_ADDR", "off".to_string()),
             ("REDTAIL_LOG_FORMAT", "text".into()),
             ("RUST_LOG", "warn".into()),
@@ -105,6 +117,7 @@ impl Roles {
             // Fixed seed: the same messages, hence the same line sizes, on every run.
             ("REDTAIL_SEED", "8".into()),
         ];
+        env.extend(extra.iter().cloned());
         let log_path = self.work.join(format!("{name}.stderr"));
         Proc::spawn(name, &self.redtail, ["generate"], &env, &log_path)
     }

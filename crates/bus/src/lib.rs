@@ -22,4 +22,6 @@ pub use backoff::Backoff;
 pub use conn::{redact_url, Connection, RedisTarget, CLUSTER_RETRIES};
 pub use error::BusError;
 pub use handle::RedisConn;
-pub use publisher::{Mode, OutLine, PublishBatch, PublishOutcome, Publisher, OFFSETS_KEY};
+pub use publisher::{
+    InFlight, Mode, OutLine, PublishBatch, PublishOutcome, Publisher, OFFSETS_KEY,
+};

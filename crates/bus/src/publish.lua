@@ -5,7 +5,13 @@
 -- ARGV[1] hash field "<source>:<fid>"   ARGV[2] mode: "s" stream, "p" pubsub
 -- ARGV[3] MAXLEN (0 = no trim)          ARGV[4] src  ARGV[5] path  ARGV[6] fid  ARGV[7] ct
 -- ARGV[8] channel (pubsub mode)
--- then 4 per line: start offset, end offset, truncated ("1"/"0"), line bytes
+-- ARGV[9] "after": '' or an offset; with an offset the batch is refused (nothing written,
+--         reply {0, 0, committed, '', 1}) unless the committed offset has reached it. A batch
+--         sent while its predecessor is still in flight carries the predecessor's end, so a
+--         predecessor that failed cannot be overtaken (its lines would then count as committed).
+-- then 4 per line: start offset, end offset, flags, line bytes; flags is "0" (a plain
+-- line), "1" (a cut line: `trunc 1`) or "<0|1>,<n>" (an event of n > 1 lines: `lines n`).
+-- Line end offsets increase within a batch.
 --
 -- A line whose end offset is not beyond the committed offset was published
 -- before (a retry after a lost reply, or a restart from an older checkpoint):
@@ -19,32 +25,44 @@ local src, path, fid, ct, channel = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local committed_str = redis.call('HGET', KEYS[1], field)
 local committed = 0
 if committed_str then committed = tonumber(committed_str) else committed_str = '0' end
-local added, skipped = 0, 0
-local trim_error = ''
+if ARGV[9] ~= '' and committed < tonumber(ARGV[9]) then
+  return {0, 0, committed_str, '', 1}
+end
 local n = #ARGV
-local i = 9
+local first = 10
+-- Skip what Redis already has. Ends increase, so only a retry or a restart from an older
+-- checkpoint pays this loop; a fresh batch passes with one comparison.
+while first + 3 <= n and tonumber(ARGV[first + 1]) <= committed do
+  first = first + 4
+end
+local skipped = (first - 10) / 4
+local added = 0
+local trim_error = ''
 local stream = KEYS[2]
-while i + 3 <= n do
-  local stop = tonumber(ARGV[i + 1])
-  if stop <= committed then
-    skipped = skipped + 1
-  else
-    if mode == 's' then
-      if ARGV[i + 2] == '1' then
-        redis.call('XADD', stream, '*', 'line', ARGV[i + 3], 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'trunc', '1', 'ct', ct)
-      else
-        redis.call('XADD', stream, '*', 'line', ARGV[i + 3], 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'ct', ct)
-      end
+local last = first
+for i = first, n - 3, 4 do
+  if mode == 's' then
+    local flags = ARGV[i + 2]
+    if flags == '0' then
+      redis.call('XADD', stream, '*', 'line', ARGV[i + 3], 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'ct', ct)
+    elseif flags == '1' then
+      redis.call('XADD', stream, '*', 'line', ARGV[i + 3], 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'trunc', '1', 'ct', ct)
     else
-      redis.call('PUBLISH', channel, ARGV[i + 3])
+      local cut, count = string.match(flags, '^([01]),(%d+)$')
+      if cut == '1' then
+        redis.call('XADD', stream, '*', 'line', ARGV[i + 3], 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'trunc', '1', 'lines', count, 'ct', ct)
+      else
+        redis.call('XADD', stream, '*', 'line', ARGV[i + 3], 'src', src, 'path', path, 'off', ARGV[i], 'fid', fid, 'lines', count, 'ct', ct)
+      end
     end
-    committed = stop
-    committed_str = ARGV[i + 1]
-    added = added + 1
+  else
+    redis.call('PUBLISH', channel, ARGV[i + 3])
   end
-  i = i + 4
+  added = added + 1
+  last = i
 end
 if added > 0 then
+  committed_str = ARGV[last + 1]
   -- The offset is stored right after the XADDs: nothing that can fail may run
   -- between the first XADD and this HSET, or a retry would append the lines again.
   redis.call('HSET', KEYS[1], field, committed_str)
@@ -58,4 +76,4 @@ if added > 0 then
     end
   end
 end
-return {added, skipped, committed_str, trim_error}
+return {added, skipped, committed_str, trim_error, 0}

@@ -19,23 +19,44 @@ const SCRIPT: &str = include_str!("publish.lua");
 /// Where lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
-    /// `XADD <key> [MAXLEN ~ maxlen] * line … src … path … off … fid … [trunc 1] ct …`.
+    /// `XADD <key> * line … src … path … off … fid … [trunc 1] [lines n] ct …` (the trim is
+    /// one `XTRIM MAXLEN ~ maxlen` per batch).
     /// In cluster mode `key` is the prefix of the per-source streams (`<key>:{<source>}`).
     Stream { key: String, maxlen: u64 },
     /// `PUBLISH <channel> <line>`: the classic design, at-most-once to subscribers.
     PubSub { channel: String },
 }
 
-/// One line to publish; `end` is the offset just after it in its file.
+/// One line to publish — or one multi-line event (`lines > 1`: its lines joined by `\n`);
+/// `end` is the offset just after it in its file.
 #[derive(Debug, Clone, Copy)]
 pub struct OutLine<'a> {
     pub offset: u64,
     pub end: u64,
     pub truncated: bool,
+    /// How many file lines this entry holds: 1 for a plain line; more than 1 adds
+    /// `lines <n>` to the entry (0 is taken as 1).
+    pub lines: u32,
     pub data: &'a [u8],
 }
 
-/// Lines of one file, in file order.
+impl OutLine<'_> {
+    /// The script's per-line flags argument: `0`, `1` (cut), or `<cut>,<lines>`.
+    fn write_flags(&self, buf: &mut String) {
+        use std::fmt::Write as _;
+        buf.clear();
+        let cut = if self.truncated { '1' } else { '0' };
+        if self.lines > 1 {
+            // Writing to a String cannot fail.
+            let _ = write!(buf, "{cut},{}", self.lines);
+        } else {
+            buf.push(cut);
+        }
+    }
+}
+
+/// Lines of one file, in file order (each line's `end` beyond the previous one's: the
+/// script skips a prefix of already committed lines by that order).
 #[derive(Debug)]
 pub struct PublishBatch<'a> {
     pub source: &'a str,
@@ -59,6 +80,14 @@ pub struct PublishOutcome {
     /// Why the per-batch `XTRIM` was refused (e.g. an ACL without it), if it was.
     /// The batch itself is published; the stream just is not trimmed.
     pub trim_error: Option<String>,
+    /// A batch started with `after` (see [`Publisher::start`]) whose predecessor had not
+    /// landed: nothing was written.
+    pub refused: bool,
+}
+
+/// A script call sent to Redis whose reply is still to come (see [`Publisher::start`]).
+pub struct InFlight {
+    reply: tokio::task::JoinHandle<Result<Value, redis::RedisError>>,
 }
 
 /// Publishes batches through one server-side script call each.
@@ -104,6 +133,11 @@ impl Publisher {
         &self.mode
     }
 
+    /// The connection is a Redis Cluster connection.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
     pub fn connection(&mut self) -> &mut Connection {
         &mut self.conn
     }
@@ -122,10 +156,47 @@ impl Publisher {
         }
     }
 
+    /// Sends one script call for `batch` and returns without waiting for the reply, so the
+    /// next batch can be prepared and sent while Redis runs this one (two in flight).
+    /// `after`: the end of a predecessor still in flight on this connection — the script
+    /// then refuses this batch (writes nothing) unless the committed offset reached it, so a
+    /// predecessor that failed can never be overtaken. Only the happy path: on any error or
+    /// refusal the caller sends the batches again one at a time with [`Publisher::publish`]
+    /// (which also loads the script after a `NOSCRIPT`). Not for cluster connections.
+    pub async fn start(
+        &mut self,
+        batch: &PublishBatch<'_>,
+        after: Option<u64>,
+    ) -> Result<InFlight, BusError> {
+        let mut conn = match self.conn.get().await {
+            Ok(conn) => conn,
+            Err(e) => return Err(self.conn.on_error(e)),
+        };
+        let mut cmd = redis::cmd("EVALSHA");
+        self.fill(&mut cmd, batch, &self.sha, after);
+        let reply = tokio::spawn(async move { cmd.query_async::<Value>(&mut conn).await });
+        // Let the task hand its request to the connection before anything is sent after it
+        // (on the watcher's one-thread runtime this runs it up to its wait for the reply).
+        tokio::task::yield_now().await;
+        Ok(InFlight { reply })
+    }
+
+    /// The reply of a call made with [`Publisher::start`].
+    pub async fn outcome(&mut self, call: InFlight) -> Result<PublishOutcome, BusError> {
+        let result = match call.reply.await {
+            Ok(Ok(reply)) => parse_outcome(reply),
+            Ok(Err(e)) => Err(BusError::from(e)),
+            Err(join) => Err(BusError::Protocol(format!(
+                "script call task failed: {join}"
+            ))),
+        };
+        result.map_err(|e| self.conn.on_error(e))
+    }
+
     async fn try_publish(&mut self, batch: &PublishBatch<'_>) -> Result<PublishOutcome, BusError> {
         let mut conn = self.conn.get().await?;
         let mut cmd = redis::cmd("EVALSHA");
-        self.fill(&mut cmd, batch, &self.sha);
+        self.fill(&mut cmd, batch, &self.sha, None);
         let reply: Result<Value, redis::RedisError> = cmd.query_async(&mut conn).await;
         let reply = match reply {
             Err(e) if e.code() == Some("NOSCRIPT") && self.cluster => {
@@ -133,7 +204,7 @@ impl Publisher {
                 // after a restart): EVAL goes to the same slot's primary and caches it there.
                 // SCRIPT LOAD would go to every primary and fail while any one is down.
                 let mut eval = redis::cmd("EVAL");
-                self.fill(&mut eval, batch, SCRIPT);
+                self.fill(&mut eval, batch, SCRIPT, None);
                 eval.query_async(&mut conn).await?
             }
             Err(e) if e.code() == Some("NOSCRIPT") => {
@@ -147,7 +218,13 @@ impl Publisher {
     }
 
     /// `EVALSHA <sha>` / `EVAL <script>` arguments; `script` is the sha or the source.
-    fn fill(&self, cmd: &mut redis::Cmd, batch: &PublishBatch<'_>, script: &str) {
+    fn fill(
+        &self,
+        cmd: &mut redis::Cmd,
+        batch: &PublishBatch<'_>,
+        script: &str,
+        after: Option<u64>,
+    ) {
         cmd.arg(script);
         // Declare every key the script touches (cluster routing, ACL key checks).
         let offsets_key = self.offsets_key(batch.source);
@@ -170,10 +247,16 @@ impl Publisher {
             .arg(batch.fid)
             .arg(batch.collected_us)
             .arg(channel);
+        match after {
+            Some(offset) => cmd.arg(offset),
+            None => cmd.arg(""),
+        };
+        let mut flags = String::with_capacity(12);
         for line in &batch.lines {
+            line.write_flags(&mut flags);
             cmd.arg(line.offset)
                 .arg(line.end)
-                .arg(if line.truncated { "1" } else { "0" })
+                .arg(flags.as_str())
                 .arg(line.data);
         }
     }
@@ -388,7 +471,7 @@ async fn load_script(conn: &mut RedisConn) -> Result<(), BusError> {
 
 fn parse_outcome(reply: Value) -> Result<PublishOutcome, BusError> {
     let items = match reply {
-        Value::Array(items) if items.len() == 3 || items.len() == 4 => items,
+        Value::Array(items) if (3..=5).contains(&items.len()) => items,
         other => {
             return Err(BusError::Protocol(format!(
                 "publish script replied {other:?}"
@@ -422,6 +505,7 @@ fn parse_outcome(reply: Value) -> Result<PublishOutcome, BusError> {
         skipped: int(&items[1])?,
         committed: int(&items[2])?,
         trim_error,
+        refused: matches!(items.get(4), Some(Value::Int(1))),
     })
 }
 
@@ -449,6 +533,7 @@ mod tests {
                 skipped: 1,
                 committed: 12345678901234567,
                 trim_error: None,
+                refused: false,
             }
         );
         let with_trim_error = Value::Array(vec![
@@ -471,6 +556,35 @@ mod tests {
             Value::BulkString(Vec::new()),
         ]);
         assert_eq!(parse_outcome(no_trim_error).unwrap().trim_error, None);
+        let refused = Value::Array(vec![
+            Value::Int(0),
+            Value::Int(0),
+            Value::BulkString(b"10".to_vec()),
+            Value::BulkString(Vec::new()),
+            Value::Int(1),
+        ]);
+        assert!(parse_outcome(refused).unwrap().refused);
         assert!(parse_outcome(Value::Nil).is_err());
+    }
+
+    #[test]
+    fn line_flags() {
+        let flags = |truncated, lines| {
+            let mut buf = String::from("stale");
+            OutLine {
+                offset: 0,
+                end: 1,
+                truncated,
+                lines,
+                data: b"",
+            }
+            .write_flags(&mut buf);
+            buf
+        };
+        assert_eq!(flags(false, 1), "0");
+        assert_eq!(flags(true, 1), "1");
+        assert_eq!(flags(false, 0), "0");
+        assert_eq!(flags(false, 12), "0,12");
+        assert_eq!(flags(true, 500), "1,500");
     }
 }

@@ -24,6 +24,9 @@ pub struct Config {
     pub batch_max_lines: usize,
     /// Bounds one batch's memory and one script call's size.
     pub batch_max_bytes: usize,
+    /// After a batch that was not full, wait at most this long before reading again, so
+    /// the lines an app writes at a live rate go out together (see `linger.rs`); zero = off.
+    pub batch_linger: Duration,
     pub read_buffer_bytes: usize,
     pub poll_interval: Duration,
     /// A file renamed or deleted away stays open and is re-read until it has not grown
@@ -50,6 +53,10 @@ pub struct Config {
 
 impl Config {
     pub const DEFAULT_REPLICA_ACK_TIMEOUT: Duration = Duration::from_millis(1000);
+    /// Default of `batch_linger`, chosen from `scripts/bench.sh` (README, Performance).
+    pub const DEFAULT_BATCH_LINGER: Duration = Duration::from_millis(20);
+    /// A longer linger would be a delay, not a coalescing window.
+    pub const MAX_BATCH_LINGER: Duration = Duration::from_millis(1000);
 }
 
 impl Config {
@@ -81,6 +88,13 @@ impl Config {
             return fail(format!(
                 "multi-line events of up to {} bytes exceed the line limit of {} bytes",
                 self.multiline.max_bytes, self.max_line_bytes
+            ));
+        }
+        if self.batch_linger > Self::MAX_BATCH_LINGER {
+            return fail(format!(
+                "batch linger {} ms is above {} ms",
+                self.batch_linger.as_millis(),
+                Self::MAX_BATCH_LINGER.as_millis()
             ));
         }
         if self.checkpoint_every_lines == 0 {
@@ -125,6 +139,7 @@ mod tests {
             max_line_bytes: 1 << 20,
             batch_max_lines: 1024,
             batch_max_bytes: 1 << 20,
+            batch_linger: Config::DEFAULT_BATCH_LINGER,
             read_buffer_bytes: 256 * 1024,
             poll_interval: Duration::from_millis(250),
             rotate_wait: Duration::from_secs(5),
@@ -162,6 +177,17 @@ mod tests {
         assert!(c.validate().is_err());
         c.replica_acks = 0;
         c.validate().expect("ignored when WAIT is off");
+    }
+
+    #[test]
+    fn batch_linger_is_bounded() {
+        let mut c = config();
+        c.batch_linger = Duration::ZERO;
+        c.validate().expect("0 turns it off");
+        c.batch_linger = Config::MAX_BATCH_LINGER;
+        c.validate().expect("the maximum itself is fine");
+        c.batch_linger = Config::MAX_BATCH_LINGER + Duration::from_millis(1);
+        assert!(c.validate().is_err());
     }
 
     #[test]

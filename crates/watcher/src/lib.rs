@@ -10,10 +10,12 @@
 mod config;
 mod error;
 mod events;
+mod linger;
 mod metrics;
 mod pipeline;
 mod reader;
 mod state;
+mod window;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -108,6 +110,7 @@ pub async fn run(
             max_lines: config.batch_max_lines,
             max_bytes: config.batch_max_bytes,
             poll_interval: config.poll_interval,
+            linger: config.batch_linger,
         },
         tx,
     )

@@ -69,6 +69,9 @@ impl Pipeline {
                 biased;
                 _ = shutdown.wait() => return Ok(()),
                 item = rx.recv() => match item {
+                    Some(TailItem::Lines(batch)) if self.windowed() => {
+                        self.publish_windowed(batch, &mut rx, shutdown).await?
+                    }
                     Some(item) => self.handle(item, shutdown).await?,
                     None => return Err(WatcherError::ReaderGone),
                 },
@@ -81,7 +84,11 @@ impl Pipeline {
         }
     }
 
-    async fn handle(&mut self, item: TailItem, shutdown: &Shutdown) -> Result<(), WatcherError> {
+    pub(crate) async fn handle(
+        &mut self,
+        item: TailItem,
+        shutdown: &Shutdown,
+    ) -> Result<(), WatcherError> {
         match item {
             TailItem::Opened {
                 id,
@@ -109,18 +116,7 @@ impl Pipeline {
             }
             TailItem::Lines(batch) => {
                 if let Some(committed) = self.publish(&batch, shutdown).await? {
-                    self.state.committed(&batch.path, batch.id, committed);
-                    // The check describes the bytes before the batch's end; Redis may
-                    // hold more (a restart from an older checkpoint): then no check.
-                    let check = (committed == batch.end()).then_some(batch.check);
-                    self.checkpoint.record(
-                        &batch.id.to_string(),
-                        &batch.location,
-                        committed,
-                        Some(batch.size.max(committed)),
-                        check,
-                    );
-                    self.policy.note_committed(batch.lines.len() as u64);
+                    self.commit_lines(&batch, committed);
                     self.forget_gone().await;
                 }
             }
@@ -148,10 +144,26 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Redis acknowledged `batch` up to `committed`: record it for the checkpoint and gauges.
+    pub(crate) fn commit_lines(&mut self, batch: &Batch, committed: u64) {
+        self.state.committed(&batch.path, batch.id, committed);
+        // The check describes the bytes before the batch's end; Redis may hold more (a
+        // restart from an older checkpoint): then no check.
+        let check = (committed == batch.end()).then_some(batch.check);
+        self.checkpoint.record(
+            &batch.id.to_string(),
+            &batch.location,
+            committed,
+            Some(batch.size.max(committed)),
+            check,
+        );
+        self.policy.note_committed(batch.lines.len() as u64);
+    }
+
     /// Publish one batch, retrying with backoff until Redis takes it.
     /// Returns the committed offset, or None when shutdown ran out of patience
     /// (the batch was not committed and is read again after the restart).
-    async fn publish(
+    pub(crate) async fn publish(
         &mut self,
         batch: &Batch,
         shutdown: &Shutdown,
@@ -165,6 +177,7 @@ impl Pipeline {
                 offset: l.offset,
                 end: l.end,
                 truncated: l.truncated,
+                lines: l.lines,
                 data: &batch.data[l.data.clone()],
             })
             .collect();
