@@ -13,6 +13,8 @@ pub struct Process {
     pub log_format: redtail_telemetry::logging::LogFormat,
     pub rust_log: String,
     pub shutdown_timeout: Duration,
+    /// `/healthz` fails once the role's main loop made no progress for this long.
+    pub liveness_timeout: Duration,
 }
 
 pub fn process(env: &Env, default_metrics_addr: &str) -> Result<Process, ConfigError> {
@@ -21,6 +23,7 @@ pub fn process(env: &Env, default_metrics_addr: &str) -> Result<Process, ConfigE
         log_format: env.log_format()?,
         rust_log: env.rust_log(),
         shutdown_timeout: env.millis("REDTAIL_SHUTDOWN_TIMEOUT_MS", 10_000, 100)?,
+        liveness_timeout: env.millis("REDTAIL_LIVENESS_TIMEOUT_MS", 60_000, 1000)?,
     })
 }
 

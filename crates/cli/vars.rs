@@ -68,6 +68,11 @@ pub const PROCESS: &[Var] = &[
         "10000",
         "longest graceful shutdown before giving up",
     ),
+    var(
+        "REDTAIL_LIVENESS_TIMEOUT_MS",
+        "60000",
+        "/healthz fails once the main loop made no progress for this long (stuck, not busy)",
+    ),
 ];
 
 pub const GENERATE: &[Var] = &[

@@ -2,7 +2,7 @@
 //!
 //! Readiness is a set of named conditions that can fail and recover (Redis lost, Redis back),
 //! not a one-way latch: Kubernetes should stop routing to a pod while its Redis is gone and
-//! route again once it is back. Liveness is a heartbeat: a wedged main loop stops beating and
+//! route again once it is back. Liveness is progress: a wedged main loop stops beating and
 //! `/healthz` fails, so the kubelet restarts the container.
 
 use std::collections::BTreeMap;
@@ -60,7 +60,16 @@ fn one_line(reason: &str) -> String {
     reason.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Heartbeat of the role's main loop; failing once no beat arrived for `stale_after`.
+/// Progress of the role's main loop; failing once no beat arrived for `stale_after`.
+///
+/// Liveness means "stuck", never "busy": a role beats at every step that shows its loop is
+/// turning — each loop turn, each attempt at a round trip (which has its own timeout), each
+/// retry sleep — never from a timer that competes with the work for the loop's attention.
+/// (A heartbeat branch in a `biased` select starves while batches keep arriving, and the
+/// kubelet then kills a watcher in the middle of a long drain.) So a loop that is slow, or
+/// backing off from a failing Redis, stays alive; only one that stops turning goes stale.
+/// `stale_after` must exceed the longest single step (a Redis response timeout, a backoff
+/// delay: 5 s each).
 #[derive(Debug, Clone)]
 pub struct Liveness {
     inner: Arc<LivenessInner>,
