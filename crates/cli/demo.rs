@@ -161,6 +161,7 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
         block: Duration::from_secs(1),
         product_name: "redtail".into(),
         stream_refresh: redtail_subscriber::Config::DEFAULT_STREAM_REFRESH,
+        dead_consumer_idle: redtail_subscriber::Config::DEFAULT_DEAD_CONSUMER_IDLE,
     };
     run_role(
         &["generate", "watch", "subscribe"],

@@ -150,6 +150,7 @@ pub fn subscribe(env: &Env) -> Result<redtail_subscriber::Config, ConfigError> {
         block: Duration::from_secs(1),
         product_name: "redtail".to_string(),
         stream_refresh: env.millis("REDTAIL_STREAM_REFRESH_MS", 5000, 100)?,
+        dead_consumer_idle: env.millis("REDTAIL_DEAD_CONSUMER_IDLE_MS", 3_600_000, 1000)?,
     };
     config
         .validate()

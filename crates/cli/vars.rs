@@ -203,6 +203,11 @@ pub const SUBSCRIBE: &[Var] = &[
         "5000",
         "cluster: re-read the stream registry this often to find new sources",
     ),
+    var(
+        "REDTAIL_DEAD_CONSUMER_IDLE_MS",
+        "3600000",
+        "remove group consumers idle this long with nothing pending (pods of earlier rollouts)",
+    ),
 ];
 
 /// The variables a command reads, in `--help` order.

@@ -71,6 +71,12 @@ pub struct Config {
     pub product_name: String,
     /// Cluster mode: how often the registry set is re-read to find new sources' streams.
     pub stream_refresh: Duration,
+    /// A consumer of the group idle this long with nothing pending is removed (a pod of an
+    /// earlier rollout). Default 1 h: far beyond `claim_idle`, so its entries were claimed
+    /// long before, and far beyond any pause of a live consumer (which re-reads every
+    /// `block`). Safety does not rest on it: a consumer with pending entries is never
+    /// removed, and a live one removed while quiet is re-created by its next read.
+    pub dead_consumer_idle: Duration,
 }
 
 impl Config {
@@ -82,6 +88,7 @@ impl Config {
     pub const DEFAULT_BLOCK: Duration = Duration::from_secs(1);
     pub const DEFAULT_PRODUCT_NAME: &'static str = "redtail";
     pub const DEFAULT_STREAM_REFRESH: Duration = Duration::from_secs(5);
+    pub const DEFAULT_DEAD_CONSUMER_IDLE: Duration = Duration::from_secs(3600);
     /// Larger batches buy nothing once a round trip is amortised, and cost memory and
     /// duplicate writes when a batch is redelivered.
     pub const MAX_BATCH_SIZE: usize = 100_000;
@@ -102,6 +109,7 @@ impl Config {
             block: Self::DEFAULT_BLOCK,
             product_name: Self::DEFAULT_PRODUCT_NAME.to_string(),
             stream_refresh: Self::DEFAULT_STREAM_REFRESH,
+            dead_consumer_idle: Self::DEFAULT_DEAD_CONSUMER_IDLE,
         }
     }
 
@@ -140,6 +148,9 @@ impl Config {
         }
         if self.target.cluster && !self.pubsub {
             check_cluster_prefix(&self.stream).map_err(SubscriberError::Config)?;
+        }
+        if self.dead_consumer_idle.is_zero() {
+            return bad("the dead-consumer idle time must be above 0".to_string());
         }
         if self.stream_refresh.is_zero() {
             return bad("the stream refresh interval must be above 0".to_string());

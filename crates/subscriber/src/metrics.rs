@@ -28,6 +28,8 @@ pub struct Metrics {
     pub redis_errors: IntCounterVec,
     /// Pending entries whose content was trimmed away before they were processed.
     pub vanished_entries: IntCounter,
+    /// Consumers removed from the group: long idle, nothing pending (earlier pods).
+    pub dead_consumers_removed: IntCounter,
 }
 
 impl Metrics {
@@ -111,6 +113,13 @@ impl Metrics {
                 IntCounter::new(
                     "redtail_subscriber_vanished_entries_total",
                     "Pending entries trimmed or deleted from the stream before they were processed.",
+                )?,
+            )?,
+            dead_consumers_removed: register(
+                registry,
+                IntCounter::new(
+                    "redtail_subscriber_dead_consumers_removed_total",
+                    "Consumers removed from the group after REDTAIL_DEAD_CONSUMER_IDLE_MS idle with nothing pending.",
                 )?,
             )?,
         })
