@@ -368,6 +368,61 @@ fn finished_files_leave_no_state_or_series_behind() {
     );
 }
 
+/// Item 10, the silent fallback: in a user namespace whose inotify instance limit is 0 (the
+/// state of a busy node out of `fs.inotify.max_user_instances`), the watcher says once that
+/// it polls, counts it, and still ships every line by polling.
+#[test]
+fn inotify_failure_is_logged_once_counted_and_polling_ships_everything() {
+    let probe = std::process::Command::new("unshare")
+        .args(["-U", "-r", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: this kernel or sandbox allows no user namespaces (unshare -U -r)");
+        return;
+    }
+    let redis = RedisServer::start();
+    let scene = Scene::new();
+    prewrite_lines(&scene.log(), 0, 500);
+    let no_inotify = [
+        "unshare",
+        "-U",
+        "-r",
+        "sh",
+        "-c",
+        "echo 0 > /proc/sys/user/max_inotify_instances && exec \"$0\" \"$@\"",
+    ];
+    let watcher = Redtail::start_wrapped(
+        "watch",
+        scene.dir.path(),
+        &scene.watcher_env(&redis, "stream"),
+        &no_inotify,
+    );
+    wait_until(LONG, "first lines shipped by polling", || {
+        redis.xlen(STREAM) == 500
+    });
+    prewrite_lines(&scene.log(), 500, 500);
+    wait_until(LONG, "later lines shipped by polling", || {
+        redis.xlen(STREAM) == 1000
+    });
+    assert_eq!(
+        watcher
+            .metrics()
+            .value("redtail_watcher_watch_fallbacks_total"),
+        1.0
+    );
+    let log = watcher.stderr();
+    assert_eq!(
+        log.matches("falling back to polling").count(),
+        1,
+        "logged once: {log}"
+    );
+    assert_exactly_once(
+        &stream_seq_counts(&redis, STREAM),
+        1000,
+        "stream while polling",
+    );
+}
+
 fn append(path: &std::path::Path, bytes: &[u8]) {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
