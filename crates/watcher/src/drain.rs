@@ -7,10 +7,11 @@
 //! deadline is simply not committed: the restart reads it again, and Redis's offsets make
 //! sure nothing that did reach Redis is sent twice.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redtail_bus::{BusError, PublishBatch, PublishOutcome, Publisher};
 use redtail_telemetry::shutdown::Shutdown;
+use tokio::time::Instant;
 
 use crate::reader::DrainSwitch;
 
@@ -56,8 +57,8 @@ impl Drain {
         self.deadline.is_some()
     }
 
-    pub fn deadline(&self) -> Option<tokio::time::Instant> {
-        self.deadline.map(tokio::time::Instant::from_std)
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     pub fn budget(&self) -> Duration {
@@ -92,7 +93,7 @@ impl Drain {
     /// meanwhile starts the drain (the batch in hand is the first thing it publishes).
     /// `false` when the deadline passed: give up on the batch.
     pub async fn retry_pause(&mut self, delay: Duration, shutdown: &Shutdown) -> bool {
-        let wake = tokio::time::Instant::now() + delay;
+        let wake = Instant::now() + delay;
         if !self.started() {
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => return true,
@@ -103,13 +104,90 @@ impl Drain {
             return true;
         };
         tokio::time::sleep_until(wake.min(deadline)).await;
-        tokio::time::Instant::now() < deadline
+        Instant::now() < deadline
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use redtail_tail::{NoEvents, TailConfig, Tailer};
+
+    use crate::reader::{ReadLimits, Reader};
+
+    /// A drain whose switch belongs to a real (idle) reader thread on an empty directory.
+    fn drain(
+        budget: Duration,
+    ) -> (
+        Drain,
+        Reader,
+        tokio::sync::mpsc::Receiver<redtail_tail::TailItem>,
+        tempfile::TempDir,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tailer = Tailer::new(
+            TailConfig::new(dir.path().join("app.log")),
+            Vec::new(),
+            Arc::new(NoEvents),
+        )
+        .expect("tailer");
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let limits = ReadLimits {
+            max_lines: 10,
+            max_bytes: 1 << 20,
+            poll_interval: Duration::from_millis(10),
+        };
+        let reader = Reader::spawn(tailer, limits, tx).expect("reader");
+        (Drain::new(budget, reader.drain_switch()), reader, rx, dir)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_pause_sleeps_the_delay_until_shutdown() {
+        let (trigger, shutdown) = Shutdown::new();
+        let (mut drain, reader, _rx, _dir) = drain(Duration::from_secs(8));
+        let started = Instant::now();
+        assert!(drain.retry_pause(Duration::from_secs(5), &shutdown).await);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        assert!(!drain.started());
+
+        // SIGTERM during a 5 s pause: the drain starts, the pause still ends on time (the
+        // batch is retried within the budget).
+        let sigterm = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            trigger.trigger();
+        });
+        let started = Instant::now();
+        assert!(drain.retry_pause(Duration::from_secs(5), &shutdown).await);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        assert!(drain.started());
+        assert_eq!(
+            drain.deadline(),
+            Some(started + Duration::from_secs(1) + Duration::from_secs(8))
+        );
+        sigterm.await.expect("trigger task");
+        drop(_rx);
+        reader.join();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_pause_gives_up_at_the_deadline() {
+        let (trigger, shutdown) = Shutdown::new();
+        let (mut drain, reader, _rx, _dir) = drain(Duration::from_secs(2));
+        trigger.trigger();
+        let started = Instant::now();
+        // Not started yet: the first pause sees the trigger at once and starts the drain.
+        assert!(drain.retry_pause(Duration::from_secs(1), &shutdown).await);
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        // A pause that would pass the deadline ends at it, with "give up".
+        assert!(!drain.retry_pause(Duration::from_secs(5), &shutdown).await);
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        drain.start(); // idempotent: the deadline does not move
+        assert_eq!(drain.deadline(), Some(started + Duration::from_secs(2)));
+        drop(_rx);
+        reader.join();
+    }
 
     #[test]
     fn budget_leaves_room_to_checkpoint_and_exit() {
