@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Named readiness conditions; ready when every registered condition is ok.
 ///
@@ -78,7 +80,8 @@ pub struct Liveness {
 #[derive(Debug)]
 struct LivenessInner {
     /// Reference point for `last_beat_us`; a monotonic clock, so wall-clock jumps do not
-    /// make the process look dead.
+    /// make the process look dead. Tokio's, so tests can pause it (outside a runtime, or
+    /// unpaused, it is the std monotonic clock).
     origin: Instant,
     /// Microseconds since `origin` of the last beat. An atomic so `beat()` is cheap enough to
     /// call on every loop iteration.
@@ -150,14 +153,20 @@ mod tests {
         assert_eq!(r.check(), Ok(()));
     }
 
-    #[test]
-    fn liveness_goes_stale_without_beats_and_recovers() {
-        let l = Liveness::new(Duration::from_millis(30));
+    #[tokio::test(start_paused = true)]
+    async fn liveness_goes_stale_without_beats_and_recovers() {
+        let l = Liveness::new(Duration::from_secs(60));
         assert_eq!(l.check(), Ok(()));
-        std::thread::sleep(Duration::from_millis(60));
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(l.check(), Ok(()), "creation counts as the first beat");
+        tokio::time::advance(Duration::from_secs(2)).await;
         let err = l.check().expect_err("stale");
-        assert!(err.contains("silent"), "{err}");
+        assert_eq!(err, "main loop silent for 61.0s (limit 60.0s)");
         l.clone().beat();
-        assert_eq!(l.check(), Ok(()));
+        assert_eq!(l.check(), Ok(()), "a beat from any clone counts");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        l.beat();
+        tokio::time::advance(Duration::from_secs(45)).await;
+        assert_eq!(l.check(), Ok(()), "progress every 30 s keeps a 60 s limit happy");
     }
 }
