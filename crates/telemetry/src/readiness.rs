@@ -167,6 +167,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(30)).await;
         l.beat();
         tokio::time::advance(Duration::from_secs(45)).await;
-        assert_eq!(l.check(), Ok(()), "progress every 30 s keeps a 60 s limit happy");
+        assert_eq!(
+            l.check(),
+            Ok(()),
+            "progress every 30 s keeps a 60 s limit happy"
+        );
     }
 }

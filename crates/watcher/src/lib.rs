@@ -2,8 +2,9 @@
 //! complete line to Redis exactly once, and checkpoints what was committed.
 //!
 //! ```text
-//! reader thread (tail)  ──bounded channel──▶  pipeline (publish → commit → checkpoint)
-//!                                              gauges task (lag, checkpoint age, Redis ping)
+//! reader thread (tail)  ──bounded channel──▶  pipeline (publish → commit → checkpoint;
+//!                                               redis_up/readiness, idle PING, liveness)
+//!                                              gauges task (lag, checkpoint age)
 //! ```
 #![forbid(unsafe_code)]
 

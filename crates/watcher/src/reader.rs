@@ -54,7 +54,8 @@ pub(crate) struct ReadLimits {
 }
 
 impl Reader {
-    /// Starts the thread. It ends when `stop` is called or the receiver is dropped.
+    /// Starts the thread. It ends when `stop` is called, when the receiver is dropped, or,
+    /// once [`DrainSwitch::drain`] was called, when the tailer has nothing more to hand out.
     pub fn spawn(
         mut tailer: Tailer,
         limits: ReadLimits,
