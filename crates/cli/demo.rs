@@ -173,6 +173,7 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
         udm: redtail_subscriber::UdmOptions::default(),
         stream_refresh: redtail_subscriber::Config::DEFAULT_STREAM_REFRESH,
         sink: None,
+        dead_consumer_idle: redtail_subscriber::Config::DEFAULT_DEAD_CONSUMER_IDLE,
     };
     run_role(
         &["generate", "watch", "subscribe"],

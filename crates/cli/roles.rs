@@ -13,6 +13,8 @@ pub struct Process {
     pub log_format: redtail_telemetry::logging::LogFormat,
     pub rust_log: String,
     pub shutdown_timeout: Duration,
+    /// `/healthz` fails once the role's main loop made no progress for this long.
+    pub liveness_timeout: Duration,
 }
 
 pub fn process(env: &Env, default_metrics_addr: &str) -> Result<Process, ConfigError> {
@@ -21,6 +23,7 @@ pub fn process(env: &Env, default_metrics_addr: &str) -> Result<Process, ConfigE
         log_format: env.log_format()?,
         rust_log: env.rust_log(),
         shutdown_timeout: env.millis("REDTAIL_SHUTDOWN_TIMEOUT_MS", 10_000, 100)?,
+        liveness_timeout: env.millis("REDTAIL_LIVENESS_TIMEOUT_MS", 60_000, 1000)?,
     })
 }
 
@@ -219,6 +222,7 @@ pub fn subscribe(env: &Env) -> Result<redtail_subscriber::Config, ConfigError> {
         },
         stream_refresh: env.millis("REDTAIL_STREAM_REFRESH_MS", 5000, 100)?,
         sink: crate::secops_env::sink(env)?.map(Box::new),
+        dead_consumer_idle: env.millis("REDTAIL_DEAD_CONSUMER_IDLE_MS", 3_600_000, 1000)?,
     };
     if config.parse == redtail_subscriber::ParseMode::Forced(redtail_subscriber::ParseFormat::Regex)
     {

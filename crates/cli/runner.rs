@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use prometheus::Registry;
 use redtail_telemetry::admin::{self, AdminState};
@@ -62,7 +61,7 @@ where
             _ => {}
         }
     }
-    let liveness = Liveness::new(Duration::from_secs(60));
+    let liveness = Liveness::new(process.liveness_timeout);
     let (trigger, shutdown) = Shutdown::new();
 
     let mut metrics_url = None;

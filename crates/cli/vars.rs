@@ -68,6 +68,11 @@ pub const PROCESS: &[Var] = &[
         "10000",
         "longest graceful shutdown before giving up",
     ),
+    var(
+        "REDTAIL_LIVENESS_TIMEOUT_MS",
+        "60000",
+        "/healthz fails once the main loop made no progress for this long (stuck, not busy)",
+    ),
 ];
 
 pub const GENERATE: &[Var] = &[
@@ -334,6 +339,11 @@ pub const SECOPS: &[Var] = &[
         "REDTAIL_SECOPS_NOT_READY_RETRY_MS",
         "60000",
         "retry interval while SecOps refuses the configuration (403, 404, 401 after a refresh)",
+    ),
+    var(
+        "REDTAIL_DEAD_CONSUMER_IDLE_MS",
+        "3600000",
+        "remove group consumers idle this long with nothing pending (pods of earlier rollouts)",
     ),
 ];
 

@@ -18,12 +18,21 @@ pub struct Redtail {
     env: Vec<(String, String)>,
     dir: PathBuf,
     runs: u32,
+    /// A program (and its arguments) that runs the binary: `<wrapper…> <BIN> <command>`.
+    wrapper: Vec<String>,
 }
 
 impl Redtail {
     /// Start `redtail <command>` with exactly `env` (plus PATH), the admin
     /// server on a free port, logs as text at info.
     pub fn start(command: &str, dir: &Path, env: &[(&str, String)]) -> Redtail {
+        let mut r = Redtail::prepare(command, dir, env);
+        r.spawn();
+        r
+    }
+
+    /// The process's settings, not started yet.
+    fn prepare(command: &str, dir: &Path, env: &[(&str, String)]) -> Redtail {
         let mut all: Vec<(String, String)> = vec![
             ("REDTAIL_METRICS_ADDR".into(), "127.0.0.1:0".into()),
             ("RUST_LOG".into(), "info".into()),
@@ -33,7 +42,7 @@ impl Redtail {
             all.retain(|(key, _)| key != k);
             all.push((k.to_string(), v.clone()));
         }
-        let mut r = Redtail {
+        Redtail {
             command: command.to_string(),
             child: None,
             stdout_path: PathBuf::new(),
@@ -41,9 +50,8 @@ impl Redtail {
             env: all,
             dir: dir.to_path_buf(),
             runs: 0,
-        };
-        r.spawn();
-        r
+            wrapper: Vec::new(),
+        }
     }
 
     fn spawn(&mut self) {
@@ -54,7 +62,15 @@ impl Redtail {
         self.stderr_path = self
             .dir
             .join(format!("{}-{}.stderr", self.command, self.runs));
-        let child = Command::new(BIN)
+        let mut cmd = match self.wrapper.split_first() {
+            None => Command::new(BIN),
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(BIN);
+                cmd
+            }
+        };
+        let child = cmd
             .arg(&self.command)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -65,6 +81,20 @@ impl Redtail {
             .spawn()
             .expect("spawn redtail");
         self.child = Some(child);
+    }
+
+    /// Like [`Redtail::start`], but through `wrapper` (`<wrapper…> <BIN> <command>`): e.g. an
+    /// `unshare` that changes the process's limits.
+    pub fn start_wrapped(
+        command: &str,
+        dir: &Path,
+        env: &[(&str, String)],
+        wrapper: &[&str],
+    ) -> Redtail {
+        let mut r = Redtail::prepare(command, dir, env);
+        r.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        r.spawn();
+        r
     }
 
     /// Start again with the same environment (a restart).

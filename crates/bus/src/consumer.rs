@@ -6,15 +6,18 @@
 //! - [`MultiStreamConsumer`]: cluster mode, the same group read over every per-source stream
 //!   found in the registry set.
 //! - [`PubSubListener`]: a self-reconnecting `SUBSCRIBE`r. At-most-once.
+//! - [`ConsumerReaper`]: removes consumers that are long idle and hold nothing pending.
 
 mod monitor;
 mod multi;
 mod pubsub;
+mod reaper;
 mod reply;
 mod stream;
 
 pub use monitor::{GroupInfo, GroupMonitor};
 pub use multi::MultiStreamConsumer;
 pub use pubsub::{PubSubEvent, PubSubListener};
+pub use reaper::ConsumerReaper;
 pub use reply::{decode_range, StreamEntry};
 pub use stream::{BatchOrigin, StreamBatch, StreamConsumer, StreamConsumerConfig};

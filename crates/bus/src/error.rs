@@ -13,8 +13,6 @@ pub enum BusError {
     /// Redis answered something this code does not understand (a bug or a foreign key).
     #[error("unexpected reply from Redis: {0}")]
     Protocol(String),
-    #[error("output: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 impl BusError {
@@ -23,7 +21,6 @@ impl BusError {
     pub const REASONS: &'static [&'static str] = &[
         "config",
         "protocol",
-        "io",
         "timeout",
         "connect",
         "connection",
@@ -45,7 +42,6 @@ impl BusError {
         match self {
             BusError::Config(_) => "config",
             BusError::Protocol(_) => "protocol",
-            BusError::Io(_) => "io",
             BusError::Redis(e) => redis_reason(e),
         }
     }
@@ -60,7 +56,7 @@ impl BusError {
                 e.kind(),
                 ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig
             ),
-            BusError::Protocol(_) | BusError::Io(_) => true,
+            BusError::Protocol(_) => true,
         }
     }
 

@@ -79,6 +79,12 @@ pub struct Config {
     pub stream_refresh: Duration,
     /// `REDTAIL_SINK=secops`: deliver to Google SecOps instead of writing the output.
     pub sink: Option<Box<redtail_secops::SecopsConfig>>,
+    /// A consumer of the group idle this long with nothing pending is removed (a pod of an
+    /// earlier rollout). Default 1 h: far beyond `claim_idle`, so its entries were claimed
+    /// long before, and far beyond any pause of a live consumer (which re-reads every
+    /// `block`). Safety does not rest on it: a consumer with pending entries is never
+    /// removed, and a live one removed while quiet is re-created by its next read.
+    pub dead_consumer_idle: Duration,
 }
 
 impl Config {
@@ -89,6 +95,7 @@ impl Config {
     pub const DEFAULT_BATCH_SIZE: usize = 512;
     pub const DEFAULT_BLOCK: Duration = Duration::from_secs(1);
     pub const DEFAULT_STREAM_REFRESH: Duration = Duration::from_secs(5);
+    pub const DEFAULT_DEAD_CONSUMER_IDLE: Duration = Duration::from_secs(3600);
     /// Larger batches buy nothing once a round trip is amortised, and cost memory and
     /// duplicate writes when a batch is redelivered.
     pub const MAX_BATCH_SIZE: usize = 100_000;
@@ -112,6 +119,7 @@ impl Config {
             udm: UdmOptions::default(),
             stream_refresh: Self::DEFAULT_STREAM_REFRESH,
             sink: None,
+            dead_consumer_idle: Self::DEFAULT_DEAD_CONSUMER_IDLE,
         }
     }
 
@@ -176,6 +184,9 @@ impl Config {
             if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
                 return bad(format!("the {name} must not be empty when set"));
             }
+        }
+        if self.dead_consumer_idle.is_zero() {
+            return bad("the dead-consumer idle time must be above 0".to_string());
         }
         if self.stream_refresh.is_zero() {
             return bad("the stream refresh interval must be above 0".to_string());

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub vanished_entries: IntCounter,
     /// `redtail_subscriber_sink_*` of the SecOps sink (registered always, so the series exist).
     pub sink: redtail_secops::SinkMetrics,
+    /// Consumers removed from the group: long idle, nothing pending (earlier pods).
+    pub dead_consumers_removed: IntCounter,
 }
 
 impl Metrics {
@@ -140,6 +142,13 @@ impl Metrics {
                 )?,
             )?,
             sink: redtail_secops::SinkMetrics::register(registry)?,
+            dead_consumers_removed: register(
+                registry,
+                IntCounter::new(
+                    "redtail_subscriber_dead_consumers_removed_total",
+                    "Consumers removed from the group after REDTAIL_DEAD_CONSUMER_IDLE_MS idle with nothing pending.",
+                )?,
+            )?,
         })
     }
 }

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use redtail_bus::consumer::{
-    GroupMonitor, MultiStreamConsumer, StreamBatch, StreamConsumer, StreamConsumerConfig,
+    ConsumerReaper, GroupMonitor, MultiStreamConsumer, StreamBatch, StreamConsumer,
+    StreamConsumerConfig,
 };
 use redtail_bus::{Backoff, BusError};
 use redtail_telemetry::readiness::Liveness;
@@ -100,6 +101,19 @@ pub(crate) async fn run(
         cluster_streams.clone(),
         metrics.clone(),
         Arc::clone(&newest_us),
+        shutdown.clone(),
+    ));
+    let reaper = ConsumerReaper::new(
+        config.target.clone(),
+        &config.group,
+        &config.consumer,
+        config.dead_consumer_idle,
+    )?;
+    let reaping = tokio::spawn(reap_dead_consumers(
+        reaper,
+        config.stream.clone(),
+        cluster_streams.clone(),
+        metrics.clone(),
         shutdown.clone(),
     ));
     tracing::info!(
@@ -191,6 +205,7 @@ pub(crate) async fn run(
     .await;
 
     gauges.abort();
+    reaping.abort();
     if !unacked.is_empty() {
         // Shutting down with a written batch unacknowledged: one last try. If it fails the
         // entries stay pending and are read again (at-least-once), which is all we can do.
@@ -259,6 +274,50 @@ async fn pause(backoff: &mut Backoff, shutdown: &Shutdown) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(delay) => shutdown.is_triggered(),
         _ = shutdown.wait() => true,
+    }
+}
+
+/// Every [`ConsumerReaper::interval`]: removes the group's consumers that are long idle and
+/// hold nothing pending (pods of earlier rollouts), on every stream read (cluster: each
+/// per-source stream). A failure (Redis down, an ACL without `EVALSHA`/`XINFO`) is logged
+/// once per reason and retried at the next pass; it never touches readiness.
+async fn reap_dead_consumers(
+    mut reaper: ConsumerReaper,
+    stream: String,
+    cluster_streams: Option<Arc<Mutex<Vec<String>>>>,
+    metrics: Metrics,
+    shutdown: Shutdown,
+) {
+    let mut tick = tokio::time::interval(reaper.interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_failure: Option<&'static str> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        let streams = match &cluster_streams {
+            None => vec![stream.clone()],
+            Some(shared) => shared.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        };
+        for stream in &streams {
+            match reaper.reap(stream).await {
+                Ok(removed) => {
+                    last_failure = None;
+                    if !removed.is_empty() {
+                        metrics.dead_consumers_removed.inc_by(removed.len() as u64);
+                        tracing::info!(%stream, consumers = ?removed, "Removed dead consumers (long idle, nothing pending).");
+                    }
+                }
+                Err(error) => {
+                    if last_failure != Some(error.reason()) {
+                        tracing::warn!(%stream, %error, reason = error.reason(), "Could not remove dead consumers; retrying later.");
+                    }
+                    last_failure = Some(error.reason());
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -2,13 +2,15 @@
 //!
 //! Readiness is a set of named conditions that can fail and recover (Redis lost, Redis back),
 //! not a one-way latch: Kubernetes should stop routing to a pod while its Redis is gone and
-//! route again once it is back. Liveness is a heartbeat: a wedged main loop stops beating and
+//! route again once it is back. Liveness is progress: a wedged main loop stops beating and
 //! `/healthz` fails, so the kubelet restarts the container.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Named readiness conditions; ready when every registered condition is ok.
 ///
@@ -60,7 +62,16 @@ fn one_line(reason: &str) -> String {
     reason.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Heartbeat of the role's main loop; failing once no beat arrived for `stale_after`.
+/// Progress of the role's main loop; failing once no beat arrived for `stale_after`.
+///
+/// Liveness means "stuck", never "busy": a role beats at every step that shows its loop is
+/// turning — each loop turn, each attempt at a round trip (which has its own timeout), each
+/// retry sleep — never from a timer that competes with the work for the loop's attention.
+/// (A heartbeat branch in a `biased` select starves while batches keep arriving, and the
+/// kubelet then kills a watcher in the middle of a long drain.) So a loop that is slow, or
+/// backing off from a failing Redis, stays alive; only one that stops turning goes stale.
+/// `stale_after` must exceed the longest single step (a Redis response timeout, a backoff
+/// delay: 5 s each).
 #[derive(Debug, Clone)]
 pub struct Liveness {
     inner: Arc<LivenessInner>,
@@ -69,7 +80,8 @@ pub struct Liveness {
 #[derive(Debug)]
 struct LivenessInner {
     /// Reference point for `last_beat_us`; a monotonic clock, so wall-clock jumps do not
-    /// make the process look dead.
+    /// make the process look dead. Tokio's, so tests can pause it (outside a runtime, or
+    /// unpaused, it is the std monotonic clock).
     origin: Instant,
     /// Microseconds since `origin` of the last beat. An atomic so `beat()` is cheap enough to
     /// call on every loop iteration.
@@ -141,14 +153,24 @@ mod tests {
         assert_eq!(r.check(), Ok(()));
     }
 
-    #[test]
-    fn liveness_goes_stale_without_beats_and_recovers() {
-        let l = Liveness::new(Duration::from_millis(30));
+    #[tokio::test(start_paused = true)]
+    async fn liveness_goes_stale_without_beats_and_recovers() {
+        let l = Liveness::new(Duration::from_secs(60));
         assert_eq!(l.check(), Ok(()));
-        std::thread::sleep(Duration::from_millis(60));
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(l.check(), Ok(()), "creation counts as the first beat");
+        tokio::time::advance(Duration::from_secs(2)).await;
         let err = l.check().expect_err("stale");
-        assert!(err.contains("silent"), "{err}");
+        assert_eq!(err, "main loop silent for 61.0s (limit 60.0s)");
         l.clone().beat();
-        assert_eq!(l.check(), Ok(()));
+        assert_eq!(l.check(), Ok(()), "a beat from any clone counts");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        l.beat();
+        tokio::time::advance(Duration::from_secs(45)).await;
+        assert_eq!(
+            l.check(),
+            Ok(()),
+            "progress every 30 s keeps a 60 s limit happy"
+        );
     }
 }

@@ -89,4 +89,25 @@ impl TailEvents for WatcherEvents {
         self.metrics.read_errors.inc();
         tracing::warn!(path = %path.display(), %error, "Reading failed; retrying at the next poll.");
     }
+
+    fn watch_failed(&self, dir: &Path, error: &std::io::Error) {
+        // The tailer reports this once per tailer; counted so an alert can see a node out
+        // of inotify instances or watches (new lines then wait up to a poll interval).
+        self.metrics.watch_fallbacks.inc();
+        tracing::warn!(dir = %dir.display(), %error, "File notifications unavailable; falling back to polling (raise fs.inotify.max_user_instances / max_user_watches).");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_failure_is_counted() {
+        let metrics = Metrics::register(&prometheus::Registry::new()).expect("metrics");
+        let events = WatcherEvents::new(metrics.clone());
+        let error = std::io::Error::other("inotify_init: too many open files");
+        events.watch_failed(Path::new("/var/log/app"), &error);
+        assert_eq!(metrics.watch_fallbacks.get(), 1);
+    }
 }

@@ -2,14 +2,17 @@
 //! complete line to Redis exactly once, and checkpoints what was committed.
 //!
 //! ```text
-//! reader thread (tail)  ──bounded channel──▶  pipeline (publish → commit → checkpoint)
-//!                                              gauges task (lag, checkpoint age, Redis ping)
+//! reader thread (tail)  ──bounded channel──▶  pipeline (publish → commit → checkpoint;
+//!                                               redis_up/readiness, idle PING, liveness)
+//!                                              gauges task (lag, checkpoint age)
 //! ```
 #![forbid(unsafe_code)]
 
 mod config;
+mod drain;
 mod error;
 mod events;
+mod health;
 mod linger;
 mod metrics;
 mod pipeline;
@@ -21,7 +24,7 @@ mod writer;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus::IntGauge;
 use redtail_bus::{Backoff, Connection, Publisher};
@@ -35,6 +38,9 @@ pub use config::Config;
 pub use error::WatcherError;
 pub use metrics::Metrics;
 
+pub use drain::drain_budget;
+use drain::Drain;
+use health::RedisHealth;
 use pipeline::{now_ms, Pipeline};
 use reader::{ReadLimits, Reader, CHANNEL_DEPTH};
 use state::CommitState;
@@ -43,12 +49,12 @@ use writer::{CheckpointWriter, Reporter};
 /// Gauge-loop ticks (seconds) between two registry `SADD`s in cluster mode.
 const REGISTER_EVERY: u64 = 5;
 
-/// Readiness condition names.
+/// Readiness condition name (the "redis" one is written by [`RedisHealth`] alone).
 const READY_CHECKPOINT: &str = "checkpoint";
-const READY_REDIS: &str = "redis";
 
-/// Runs the watcher until `shutdown`: then it stops reading, finishes the
-/// batch in flight, writes the checkpoint and returns Ok.
+/// Runs the watcher until `shutdown`: then it stops waiting for new data, publishes what
+/// the files hold up to their current end (within [`drain_budget`]),
+/// writes the checkpoint and returns Ok.
 pub async fn run(
     config: Config,
     metrics: Metrics,
@@ -59,7 +65,7 @@ pub async fn run(
 ) -> Result<(), WatcherError> {
     config.validate()?;
     readiness.set_failing(READY_CHECKPOINT, "not loaded yet");
-    readiness.set_failing(READY_REDIS, "not connected yet");
+    let health = RedisHealth::new(redis_up, readiness.clone());
 
     let (store, checkpoint, note) = CheckpointStore::open(&config.checkpoint_path)?;
     log_load_note(&config, &note);
@@ -75,8 +81,7 @@ pub async fn run(
     let Some(redis_offsets) = fetch_offsets(
         &mut publisher,
         &config.source,
-        &redis_up,
-        &readiness,
+        &health,
         &liveness,
         &shutdown,
     )
@@ -120,8 +125,6 @@ pub async fn run(
         config.clone(),
         state.clone(),
         metrics.clone(),
-        redis_up.clone(),
-        readiness.clone(),
         last_write.clone(),
         shutdown.clone(),
     ));
@@ -145,9 +148,10 @@ pub async fn run(
         policy: FlushPolicy::new(config.checkpoint_every_lines, config.checkpoint_interval),
         state,
         metrics,
-        redis_up,
+        health,
         liveness,
-        shutdown_grace: config.shutdown_timeout.mul_f64(0.7),
+        drain: Drain::new(drain_budget(config.shutdown_timeout), reader.drain_switch()),
+        last_answer: Instant::now(),
         replica_acks: config.replica_acks,
         replica_ack_timeout: config.replica_ack_timeout,
     };
@@ -267,31 +271,32 @@ fn soft_open_file_limit() -> Option<u64> {
 async fn fetch_offsets(
     publisher: &mut Publisher,
     source: &str,
-    redis_up: &IntGauge,
-    readiness: &Readiness,
+    health: &RedisHealth,
     liveness: &Liveness,
     shutdown: &Shutdown,
 ) -> Result<Option<Vec<(String, u64)>>, WatcherError> {
     let mut backoff = Backoff::default();
     loop {
+        liveness.beat();
         let attempt = async {
             // Cluster: make the stream findable before its first line (no-op otherwise).
             publisher.register(source).await?;
             publisher.source_offsets(source).await
         };
-        match attempt.await {
+        let attempt = tokio::select! {
+            attempt = attempt => attempt,
+            _ = shutdown.wait() => return Ok(None),
+        };
+        match attempt {
             Ok(offsets) => {
-                redis_up.set(1);
-                readiness.set_ok(READY_REDIS);
+                health.accepted();
                 return Ok(Some(offsets));
             }
             Err(error) if error.is_retryable() => {
-                redis_up.set(0);
-                readiness.set_failing(READY_REDIS, error.to_string());
+                health.unreachable(&error);
                 if backoff.attempts() == 0 {
                     tracing::warn!(%error, "Redis not answering at start; retrying with backoff.");
                 }
-                liveness.beat();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff.next_delay()) => {}
                     _ = shutdown.wait() => return Ok(None),
@@ -302,25 +307,26 @@ async fn fetch_offsets(
     }
 }
 
-/// Every second: lag and committed gauges from the files' sizes, checkpoint
-/// age, and a PING that keeps `redis_up` and readiness true to Redis even when
-/// no line is being published. In a cluster, also the stream's registry entry every
-/// [`REGISTER_EVERY`] ticks: a registry set lost in a failover is rebuilt by the watchers.
+/// Every second: lag and committed gauges from the files' sizes and the checkpoint age. In
+/// a cluster, also the stream's registry entry every [`REGISTER_EVERY`] ticks: a registry
+/// set lost in a failover is rebuilt by the watchers. It does not touch `redis_up` or
+/// readiness: those mean "batches are accepted", which only the pipeline knows.
 async fn gauge_loop(
     config: Config,
     state: CommitState,
     metrics: Metrics,
-    redis_up: IntGauge,
-    readiness: Readiness,
     last_write: Arc<AtomicU64>,
     shutdown: Shutdown,
 ) {
-    let mut health = match Connection::new(config.target.clone()) {
-        Ok(conn) => Publisher::new(conn, config.mode.clone()),
-        Err(error) => {
-            tracing::error!(%error, "Cannot build the health-check connection.");
-            return;
-        }
+    let mut registry = match config.target.cluster {
+        false => None,
+        true => match Connection::new(config.target.clone()) {
+            Ok(conn) => Some(Publisher::new(conn, config.mode.clone())),
+            Err(error) => {
+                tracing::error!(%error, "Cannot build the registry connection.");
+                None
+            }
+        },
     };
     let mut ticks: u64 = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -334,23 +340,12 @@ async fn gauge_loop(
         let age_ms = now_ms().saturating_sub(last_write.load(Ordering::Relaxed));
         metrics.checkpoint_age_seconds.set(age_ms as f64 / 1000.0);
         ticks += 1;
-        let registered = if config.target.cluster && ticks.is_multiple_of(REGISTER_EVERY) {
-            health.register(&config.source).await
-        } else {
-            Ok(())
-        };
-        let checked = match registered {
-            Ok(()) => health.connection().ping().await,
-            Err(error) => Err(error),
-        };
-        match checked {
-            Ok(()) => {
-                redis_up.set(1);
-                readiness.set_ok(READY_REDIS);
-            }
-            Err(error) => {
-                redis_up.set(0);
-                readiness.set_failing(READY_REDIS, format!("unreachable ({})", error.reason()));
+        if let Some(registry) = registry
+            .as_mut()
+            .filter(|_| ticks.is_multiple_of(REGISTER_EVERY))
+        {
+            if let Err(error) = registry.register(&config.source).await {
+                tracing::debug!(%error, "Refreshing the stream's registry entry failed; retrying.");
             }
         }
     }

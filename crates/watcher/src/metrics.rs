@@ -29,6 +29,7 @@ pub struct Metrics {
     pub descriptor_pressure: IntCounter,
     pub compressed_skipped: IntCounter,
     pub read_errors: IntCounter,
+    pub watch_fallbacks: IntCounter,
     pub files_tracked: IntGauge,
     pub batch_lines: Histogram,
     pub replica_ack_failures: IntCounter,
@@ -160,6 +161,10 @@ impl Metrics {
             read_errors: counter(
                 "redtail_watcher_read_errors_total",
                 "Errors reading log files (retried at the next poll).",
+            )?,
+            watch_fallbacks: counter(
+                "redtail_watcher_watch_fallbacks_total",
+                "Times file notifications (inotify) could not be set up and the watcher fell back to polling.",
             )?,
             files_tracked: register(
                 registry,

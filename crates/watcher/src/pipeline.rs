@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use prometheus::IntGauge;
 use redtail_bus::{Backoff, OutLine, PublishBatch, Publisher};
 use redtail_checkpoint::{Checkpoint, FlushPolicy};
 use redtail_tail::{Batch, TailItem};
@@ -14,6 +13,8 @@ use redtail_telemetry::readiness::Liveness;
 use redtail_telemetry::shutdown::Shutdown;
 use tokio::sync::mpsc;
 
+use crate::drain::Drain;
+use crate::health::RedisHealth;
 use crate::state::CommitState;
 use crate::writer::CheckpointWriter;
 use crate::{Metrics, WatcherError};
@@ -34,14 +35,23 @@ pub(crate) struct Pipeline {
     pub policy: FlushPolicy,
     pub state: CommitState,
     pub metrics: Metrics,
-    pub redis_up: IntGauge,
+    /// The one writer of `redis_up` and readiness "redis" (see `health.rs`).
+    pub health: RedisHealth,
+    /// Beaten at every step that shows progress (see [`Pipeline::run`]).
     pub liveness: Liveness,
-    /// Retry budget for the batch in flight once shutdown began.
-    pub shutdown_grace: Duration,
+    /// The SIGTERM drain: its deadline, and the switch that turns the reader to draining.
+    pub drain: Drain,
+    /// When Redis last answered on the publish connection; the idle probe runs when this
+    /// is [`IDLE_PROBE_AFTER`] old.
+    pub last_answer: Instant,
     /// `WAIT` for this many replicas after each batch before committing it locally; 0 = off.
     pub replica_acks: u32,
     pub replica_ack_timeout: Duration,
 }
+
+/// With nothing published for this long, the pipeline PINGs on the publish connection so
+/// that `redis_up` and `/readyz` notice a Redis that went away while no line was written.
+const IDLE_PROBE_AFTER: Duration = Duration::from_secs(1);
 
 /// Why one publish attempt did not end in a commit.
 enum Attempt {
@@ -52,7 +62,13 @@ enum Attempt {
 }
 
 impl Pipeline {
-    /// Runs until shutdown (Ok) or a non-retryable failure (Err).
+    /// Runs until the SIGTERM drain is done or out of time (Ok), or a non-retryable failure
+    /// (Err).
+    ///
+    /// Liveness is progress, not a timer competing with work: every turn of this loop, every
+    /// publish attempt and every retry sleep beats, so a long drain against a slow Redis
+    /// stays alive, and only a loop that stops turning (a step with no timeout that never
+    /// ends) goes stale. The 1 s tick keeps an idle loop turning.
     pub async fn run(
         &mut self,
         mut rx: mpsc::Receiver<TailItem>,
@@ -61,26 +77,55 @@ impl Pipeline {
         let mut beat = tokio::time::interval(Duration::from_secs(1));
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.liveness.beat();
             let flush_at = self
                 .policy
                 .next_deadline()
                 .map(tokio::time::Instant::from_std);
+            let give_up_at = self.drain.deadline();
             tokio::select! {
                 biased;
-                _ = shutdown.wait() => return Ok(()),
+                _ = shutdown.wait(), if !self.drain.started() => self.drain.start(),
+                _ = sleep_until_opt(give_up_at) => {
+                    tracing::warn!(budget_ms = self.drain.budget().as_millis() as u64, "Shutdown drain out of time; the rest is read again after the restart.");
+                    return Ok(());
+                }
                 item = rx.recv() => match item {
                     Some(TailItem::Lines(batch)) if self.windowed() => {
                         self.publish_windowed(batch, &mut rx, shutdown).await?
                     }
                     Some(item) => self.handle(item, shutdown).await?,
+                    None if self.drain.started() => {
+                        tracing::info!("Shutdown drain complete: everything the files held is published.");
+                        return Ok(());
+                    }
                     None => return Err(WatcherError::ReaderGone),
                 },
                 _ = sleep_until_opt(flush_at) => {}
-                _ = beat.tick() => self.liveness.beat(),
+                _ = beat.tick() => self.probe_if_idle(shutdown).await,
             }
             if self.policy.due(Instant::now()) {
                 self.flush();
             }
+        }
+    }
+
+    /// Nothing published for a while: PING on the publish connection, so that a Redis gone
+    /// meanwhile shows in `redis_up` and `/readyz` before the next line does.
+    async fn probe_if_idle(&mut self, shutdown: &Shutdown) {
+        if self.drain.started() || self.last_answer.elapsed() < IDLE_PROBE_AFTER {
+            return;
+        }
+        let pinged = tokio::select! {
+            pinged = self.publisher.connection().ping() => pinged,
+            _ = shutdown.wait() => return,
+        };
+        match pinged {
+            Ok(()) => {
+                self.last_answer = Instant::now();
+                self.health.accepted();
+            }
+            Err(error) => self.health.unreachable(&error),
         }
     }
 
@@ -131,6 +176,9 @@ impl Pipeline {
                 gone,
             } => {
                 tracing::debug!(path = %path.display(), fid = %id, end, gone, "File finished.");
+                if self.state.finished(&path, id, &self.metrics) {
+                    self.metrics.files_tracked.set(self.state.tracked() as i64);
+                }
                 // Every line of it was handed out before this item, and the tailer
                 // never hands this identity out again: its entry can go.
                 let fid = id.to_string();
@@ -189,19 +237,26 @@ impl Pipeline {
             lines,
         };
         let mut backoff = Backoff::default();
-        let mut give_up_at: Option<Instant> = None;
         // After a WAIT shortfall the same batch is sent again: lines the script then skips
         // are not duplicates of anything, so they are not counted as such.
         let mut resend = false;
         loop {
+            self.liveness.beat();
             let started = Instant::now();
-            let failure = match self.publisher.publish(&request).await {
+            let attempt = self
+                .drain
+                .attempt(&mut self.publisher, &request, shutdown)
+                .await;
+            let Some(attempt) = attempt else {
+                return Ok(None);
+            };
+            let failure = match attempt {
                 Ok(outcome) => {
                     self.metrics
                         .publish_duration
                         .observe(started.elapsed().as_secs_f64());
                     self.metrics.batch_lines.observe(request.lines.len() as f64);
-                    self.redis_up.set(1);
+                    self.last_answer = Instant::now();
                     let skipped = (outcome.skipped as usize).min(request.lines.len());
                     let added_bytes: usize =
                         request.lines[skipped..].iter().map(|l| l.data.len()).sum();
@@ -227,6 +282,7 @@ impl Pipeline {
                     .await;
                     match waited {
                         Ok(()) => {
+                            self.health.accepted();
                             if backoff.attempts() > 0 {
                                 tracing::info!(
                                     attempts = backoff.attempts(),
@@ -246,7 +302,7 @@ impl Pipeline {
                         .publish_errors
                         .with_label_values(&[error.reason()])
                         .inc();
-                    self.redis_up.set(0);
+                    self.health.refused(&error);
                     if !error.is_retryable() {
                         return Err(WatcherError::Redis(error));
                     }
@@ -258,6 +314,7 @@ impl Pipeline {
                 }
                 Attempt::Replicas { acked } => {
                     self.metrics.replica_ack_failures.inc();
+                    self.health.under_replicated(acked, self.replica_acks);
                     resend = true;
                     if backoff.attempts() == 0 {
                         tracing::warn!(
@@ -268,21 +325,12 @@ impl Pipeline {
                     }
                 }
             }
-            if shutdown.is_triggered() {
-                let deadline =
-                    *give_up_at.get_or_insert_with(|| Instant::now() + self.shutdown_grace);
-                if Instant::now() >= deadline {
-                    tracing::warn!("Shutting down with a batch unpublished; it is read again after the restart.");
-                    return Ok(None);
-                }
-            }
             let delay = backoff.next_delay();
-            let woke_by_shutdown = tokio::select! {
-                _ = tokio::time::sleep(delay) => false,
-                _ = shutdown.wait(), if give_up_at.is_none() => true,
-            };
-            if woke_by_shutdown {
-                give_up_at = Some(Instant::now() + self.shutdown_grace);
+            if !self.drain.retry_pause(delay, shutdown).await {
+                tracing::warn!(
+                    "Shutting down with a batch unpublished; it is read again after the restart."
+                );
+                return Ok(None);
             }
             self.liveness.beat();
         }
@@ -306,33 +354,26 @@ impl Pipeline {
         shutdown: &Shutdown,
     ) -> Result<bool, WatcherError> {
         let mut backoff = Backoff::default();
-        let mut give_up_at: Option<Instant> = None;
         loop {
             match self.publisher.raise_offset(&self.source, fid, offset).await {
-                Ok(()) => return Ok(true),
+                Ok(()) => {
+                    self.health.accepted();
+                    return Ok(true);
+                }
                 Err(error) if error.is_retryable() => {
                     self.metrics
                         .publish_errors
                         .with_label_values(&[error.reason()])
                         .inc();
+                    self.health.refused(&error);
                     if backoff.attempts() == 0 {
                         tracing::warn!(%error, fid, "Recording a start offset failed; retrying with backoff.");
                     }
                 }
                 Err(error) => return Err(WatcherError::Redis(error)),
             }
-            if shutdown.is_triggered() {
-                let deadline =
-                    *give_up_at.get_or_insert_with(|| Instant::now() + self.shutdown_grace);
-                if Instant::now() >= deadline {
-                    return Ok(false);
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-                _ = shutdown.wait(), if give_up_at.is_none() => {
-                    give_up_at = Some(Instant::now() + self.shutdown_grace);
-                }
+            if !self.drain.retry_pause(backoff.next_delay(), shutdown).await {
+                return Ok(false);
             }
             self.liveness.beat();
         }

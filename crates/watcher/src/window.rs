@@ -79,7 +79,7 @@ impl Pipeline {
                             .publish_errors
                             .with_label_values(&[error.reason()])
                             .inc();
-                        self.redis_up.set(0);
+                        self.health.refused(error);
                     }
                     if let Some(c) = next_call {
                         // Its fate no longer matters: it is sent again below, after `current`.
@@ -139,7 +139,7 @@ impl Pipeline {
             .publish_duration
             .observe(started.elapsed().as_secs_f64());
         self.metrics.batch_lines.observe(batch.lines.len() as f64);
-        self.redis_up.set(1);
+        self.health.accepted();
         let skipped = (outcome.skipped as usize).min(batch.lines.len());
         let added_bytes: usize = batch.lines[skipped..].iter().map(|l| l.data.len()).sum();
         self.metrics.lines_published.inc_by(outcome.added);
