@@ -256,7 +256,7 @@ fn tls_refuses_unknown_ca_and_missing_client_certificate() {
 // ---------------------------------------------------------------- ACL
 
 /// The minimal rules of the README's Security section (password appended).
-const WATCHER_RULES: &str = "on resetkeys ~redtail:offsets ~redtail:logs resetchannels &logs -@all +ping +evalsha +script|load +hmget +hget +hset +xadd +xtrim +publish";
+const WATCHER_RULES: &str = "on resetkeys ~redtail:offsets ~redtail:logs resetchannels &logs -@all +ping +evalsha +eval +script|load +hmget +hscan +hget +hset +hdel +xadd +xtrim +publish";
 const SUBSCRIBER_RULES: &str = "on resetkeys ~redtail:logs resetchannels &logs -@all +ping +xreadgroup +xack +xgroup|create +xautoclaim +xpending +xinfo|groups +subscribe +evalsha +script|load +xinfo|consumers +xgroup|delconsumer";
 
 fn acl_setuser(redis: &RedisServer, user: &str, rules: &str, password: &str) {

@@ -154,7 +154,11 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
         shutdown_timeout: process.shutdown_timeout,
         replica_acks: 0,
         replica_ack_timeout: redtail_watcher::Config::DEFAULT_REPLICA_ACK_TIMEOUT,
-        multiline: redtail_tail::MultilineConfig::default(),
+        // The demo's mix has Java stack traces: one event each.
+        multiline: redtail_tail::MultilineConfig {
+            mode: redtail_tail::MultilineMode::Java,
+            ..redtail_tail::MultilineConfig::default()
+        },
     };
     let subscriber = redtail_subscriber::Config {
         target: target.clone(),

@@ -97,6 +97,13 @@ impl SinkMetrics {
                 )?,
             )?,
         };
+        // The statuses the retry matrix names, so the series exist before the first request
+        // (dashboards and alerts select on them).
+        for code in [
+            "200", "400", "401", "403", "404", "408", "413", "429", "500", "503", "error",
+        ] {
+            m.requests.with_label_values(&[code]);
+        }
         for reason in RETRY_REASONS {
             m.retries.with_label_values(&[reason]);
         }

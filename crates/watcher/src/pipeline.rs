@@ -385,13 +385,14 @@ impl Pipeline {
         if self.forget.is_empty() {
             return;
         }
-        if self
-            .publisher
-            .forget_all(&self.source, &self.forget)
-            .await
-            .is_ok()
-        {
-            self.forget.clear();
+        match self.publisher.forget_all(&self.source, &self.forget).await {
+            Ok(()) => self.forget.clear(),
+            // Refused (an ACL without HDEL): the offsets only stay; do not ask again.
+            Err(error) if !error.is_retryable() => {
+                tracing::warn!(%error, "Redis refused HDEL of finished files' offsets; they stay in the offsets hash.");
+                self.forget.clear();
+            }
+            Err(_) => {}
         }
     }
 
