@@ -93,6 +93,10 @@ pub fn mixed_drain(broker: &Broker, roles: &Roles, lines: u64, keep: bool) -> Re
     }
     file.flush()?;
     drop(file);
+    // A fresh start: the stream drain's offsets and checkpoint (same source, another file)
+    // would otherwise be recorded again and count in the committed offset.
+    broker.flush()?;
+    let _ = std::fs::remove_file(roles.work.join("bench-stream.checkpoint.json"));
     drain::watcher_drain(broker, roles, &backlog, physical, Mode::Stream)?;
     let d = drain::subscriber_drain(broker, roles, "bench:logs")?;
     broker.flush()?;
