@@ -63,6 +63,9 @@ pub(crate) struct Tracked {
     pub dirty: bool,
     /// [`check_hash`] at [`Tracked::handed_out`].
     pub check: u64,
+    /// [`check_hash`] at the framer's position, when it is past `handed_out` (lines held in
+    /// an open multi-line event).
+    read_check: u64,
     /// Multi-line grouping (None when off): its open event holds lines the framer has
     /// consumed but that are not handed out yet.
     agg: Option<Aggregator>,
@@ -100,6 +103,7 @@ impl Tracked {
             deleted_sent: false,
             dirty: true,
             check: 0,
+            read_check: 0,
             agg: None,
             multiline: (!config.multiline.mode.is_off()).then(|| config.multiline.clone()),
         }
@@ -198,11 +202,16 @@ impl Tracked {
             return true;
         }
         let next = self.handed_out();
+        let consumed = self.framer.next_offset();
         let len = self.fstat().map_or(0, |(len, _)| len);
-        if len < next {
+        if len < consumed {
             return true;
         }
-        next > 0 && self.check_at(next).map_or(true, |c| c != self.check)
+        let differs =
+            |end: u64, check: u64| end > 0 && self.check_at(end).map_or(true, |c| c != check);
+        // With an open multi-line event the framer is past what was handed out: what it
+        // consumed must still be there too.
+        differs(next, self.check) || (consumed > next && differs(consumed, self.read_check))
     }
 
     /// [`check_hash`] of this file at `end` (needs `end <= size`).
@@ -239,6 +248,7 @@ impl Tracked {
         } else {
             self.check_at(offset).unwrap_or(0)
         };
+        self.read_check = self.check;
     }
 
     /// Read complete lines into one batch, up to the limits. `finishing`: the file will
@@ -349,6 +359,9 @@ impl Tracked {
             }
         }
         self.size = self.size.max(self.framer.read_pos());
+        if self.agg.is_some() && !batch.is_empty() {
+            self.read_check = self.check_at(self.framer.next_offset()).unwrap_or(0);
+        }
         Ok((!batch.is_empty()).then_some(batch))
     }
 

@@ -613,6 +613,7 @@ const REGRESSIONS: &[&str] = &[
     "b0 m43 W2 L W1",
     "b0 m47 K0 L W1",
     "b1 m10 CP W1 L K0 CT DR",
+    "b0 m9 CT W1 DR",
 ];
 
 #[test]
