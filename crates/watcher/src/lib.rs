@@ -67,8 +67,14 @@ pub async fn run(
     readiness.set_failing(READY_CHECKPOINT, "not loaded yet");
     let health = RedisHealth::new(redis_up, readiness.clone());
 
-    let (store, checkpoint, note) = CheckpointStore::open(&config.checkpoint_path)?;
+    let (mut store, checkpoint, note) = CheckpointStore::open(&config.checkpoint_path)?;
     log_load_note(&config, &note);
+    if matches!(note, LoadNote::Fresh) {
+        // Record at once that this source has started: a restart, even one before the first
+        // line is published, is then no fresh start (`REDTAIL_START_AT`, and "rotated
+        // siblings predate us", apply to the very first start only).
+        store.save(&checkpoint)?;
+    }
     let last_write = Arc::new(AtomicU64::new(now_ms()));
     readiness.set_ok(READY_CHECKPOINT);
 
