@@ -272,8 +272,9 @@ impl Tracked {
         // complete or the file is at its end.
         loop {
             let lines = self.read_lines(max_lines, max_bytes, finishing, events)?;
-            let Some(id) = self.id else { return Ok(None) };
-            let agg = self.agg.as_mut().expect("checked above");
+            let (Some(id), Some(agg)) = (self.id, self.agg.as_mut()) else {
+                return Ok(None);
+            };
             let mut done: Vec<Event> = Vec::new();
             if let Some(lines) = &lines {
                 for (i, line) in lines.lines.iter().enumerate() {
