@@ -27,6 +27,35 @@ pub struct FileEntry {
     pub updated: DateTime<Utc>,
 }
 
+impl FileEntry {
+    /// Moves to `offset` (not below the current one: the caller checks) at `path`; `None`
+    /// keeps the recorded size or check.
+    fn advance(
+        &mut self,
+        path: &Path,
+        offset: u64,
+        size: Option<u64>,
+        check: Option<u64>,
+        now: DateTime<Utc>,
+    ) {
+        if offset > self.offset {
+            // The check hashed the bytes before the old offset: it says nothing of the new one.
+            self.check = None;
+        }
+        self.offset = offset;
+        if self.path != path {
+            self.path = path.to_path_buf();
+        }
+        if size.is_some() {
+            self.size = size;
+        }
+        if check.is_some() {
+            self.check = check;
+        }
+        self.updated = now;
+    }
+}
+
 /// Committed offsets of every tracked file, keyed by the tail crate's `FileId` rendered as a
 /// string. The key is opaque here: this crate must not need to change when identities do.
 ///
@@ -82,40 +111,29 @@ impl Checkpoint {
     ) {
         let now = now.trunc_subsecs(6);
         match self.files.get_mut(fid) {
-            Some(entry) if offset < entry.offset => {}
-            Some(entry)
-                if offset == entry.offset
+            Some(entry) => {
+                let stale = offset < entry.offset;
+                let unchanged = offset == entry.offset
                     && entry.path == path
                     && size.is_none_or(|s| entry.size == Some(s))
-                    && check.is_none_or(|c| entry.check == Some(c)) => {}
-            Some(entry) => {
-                if offset > entry.offset {
-                    entry.check = None;
+                    && check.is_none_or(|c| entry.check == Some(c));
+                if !stale && !unchanged {
+                    entry.advance(path, offset, size, check, now);
                 }
-                entry.offset = offset;
-                if entry.path != path {
-                    entry.path = path.to_path_buf();
-                }
-                if size.is_some() {
-                    entry.size = size;
-                }
-                if check.is_some() {
-                    entry.check = check;
-                }
-                entry.updated = now;
             }
             None => {
-                self.files.insert(
-                    fid.to_owned(),
-                    FileEntry {
-                        path: path.to_path_buf(),
-                        offset,
-                        size,
-                        check,
-                        deleted: false,
-                        updated: now,
-                    },
-                );
+                // A new file is an empty record at `offset` taken through the same update as a
+                // known one, so the first commit and later ones cannot drift apart.
+                let mut entry = FileEntry {
+                    path: path.to_path_buf(),
+                    offset,
+                    size: None,
+                    check: None,
+                    deleted: false,
+                    updated: now,
+                };
+                entry.advance(path, offset, size, check, now);
+                self.files.insert(fid.to_owned(), entry);
             }
         }
     }
@@ -191,6 +209,31 @@ mod tests {
         let e = cp.get("a-1").unwrap();
         assert_eq!(e.path, Path::new("/l/app.log.1"));
         assert_eq!(e.updated, t(10));
+    }
+
+    #[test]
+    fn first_record_and_later_ones_keep_size_and_check_alike() {
+        let mut cp = Checkpoint::default();
+        let p = Path::new("/l/app.log");
+        cp.record_at("a-1", p, 10, Some(50), Some(7), t(0));
+        let e = cp.get("a-1").unwrap();
+        assert_eq!(
+            (e.offset, e.size, e.check, e.updated),
+            (10, Some(50), Some(7), t(0))
+        );
+        // Forward without a check: the old check described other bytes, so it goes; the size stays.
+        cp.record_at("a-1", p, 20, None, None, t(1));
+        let e = cp.get("a-1").unwrap();
+        assert_eq!(
+            (e.offset, e.size, e.check, e.updated),
+            (20, Some(50), None, t(1))
+        );
+        // Same offset with a new check fills it in; with the same one it is a no-op.
+        cp.record_at("a-1", p, 20, None, Some(9), t(2));
+        assert_eq!(cp.get("a-1").unwrap().check, Some(9));
+        let before = cp.clone();
+        cp.record_at("a-1", p, 20, Some(50), Some(9), t(3));
+        assert_eq!(cp, before);
     }
 
     #[test]
