@@ -4,71 +4,49 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::redis_server::{which, StreamEntry};
-use super::{free_port, wait_until};
+use redtail_testkit::ServerOptions;
+
+use super::{free_port, wait_until, which, RedisServer, StreamEntry};
 
 /// Node timeout: how long a silent primary takes to be declared failed (automatic failover
 /// starts after it). Short, so failover tests stay fast.
 pub const NODE_TIMEOUT_MS: u64 = 2000;
 
-/// One cluster node process.
+/// One cluster node process: the harness's redis-server in cluster mode.
 pub struct ClusterNode {
     pub port: u16,
-    bus_port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
+    server: RedisServer,
 }
 
 impl ClusterNode {
     fn start() -> ClusterNode {
-        let dir = tempfile::Builder::new()
-            .prefix("redtail-cluster-")
-            .tempdir()
-            .expect("tempdir");
-        let mut node = ClusterNode {
-            port: free_port(),
-            bus_port: free_port(),
-            dir,
-            child: None,
-        };
-        node.launch();
-        node
-    }
-
-    fn launch(&mut self) {
-        let bin = which("redis-server").unwrap_or_else(|| {
-            panic!("redis-server not found: install it (apt-get install -y redis-server) or run scripts/test.sh, which does")
-        });
-        let child = Command::new(bin)
-            .args(["--port", &self.port.to_string()])
-            .args(["--cluster-port", &self.bus_port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--cluster-enabled", "yes"])
-            .args(["--cluster-config-file", "nodes.conf"])
-            .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+        let bus_port = free_port().to_string();
+        let timeout = NODE_TIMEOUT_MS.to_string();
+        let options = ServerOptions::new().args([
+            "--cluster-port",
+            &bus_port,
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            &timeout,
             // Other shards keep serving while one fails over.
-            .args(["--cluster-require-full-coverage", "no"])
-            // A replica's data matters for failover, not a restart's: no AOF needed here.
-            .args(["--save", "", "--appendonly", "no"])
+            "--cluster-require-full-coverage",
+            "no",
             // Replicas sync at once instead of after the default 5 s diskless-sync delay.
-            .args(["--repl-diskless-sync-delay", "0"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::from(
-                std::fs::File::create(self.dir.path().join("redis.log")).expect("log file"),
-            ))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        wait_until(Duration::from_secs(10), "cluster node listening", || {
-            self.try_conn()
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok()
-        });
+            // (Persistence stays off: a replica's data matters for failover, not a restart's.)
+            "--repl-diskless-sync-delay",
+            "0",
+        ]);
+        let server = RedisServer::start_options(options);
+        ClusterNode {
+            port: server.port,
+            server,
+        }
     }
 
     pub fn addr(&self) -> String {
@@ -80,7 +58,7 @@ impl ClusterNode {
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("redis.log")
+        self.server.log_path()
     }
 
     fn try_conn(&self) -> redis::RedisResult<redis::Connection> {
@@ -125,14 +103,13 @@ impl ClusterNode {
     }
 
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.server.is_running()
     }
 
     /// Start again on the same ports and directory: with its `nodes.conf` it rejoins the
     /// cluster (as a replica of whoever took its slots over).
     pub fn restart(&mut self) {
-        self.kill9();
-        self.launch();
+        self.server.restart();
     }
 
     /// SIGSTOP: the node stays connected but answers nothing (replication to it stalls).
@@ -146,9 +123,9 @@ impl ClusterNode {
     }
 
     fn signal(&self, sig: &str) {
-        if let Some(child) = &self.child {
+        if let Some(pid) = self.server.pid() {
             let status = Command::new("kill")
-                .args([&format!("-{sig}"), &child.id().to_string()])
+                .args([&format!("-{sig}"), &pid.to_string()])
                 .status()
                 .expect("kill");
             assert!(status.success(), "kill -{sig}");
@@ -157,16 +134,7 @@ impl ClusterNode {
 
     /// SIGKILL: whatever it had not replicated is gone.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for ClusterNode {
-    fn drop(&mut self) {
-        self.kill9();
+        self.server.kill();
     }
 }
 

@@ -6,7 +6,6 @@ pub mod check;
 pub mod cluster;
 pub mod faults;
 pub mod process;
-pub mod redis_server;
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,8 @@ pub use check::*;
 #[allow(unused_imports)] // only the fault, chaos and security tests use these
 pub use faults::*;
 pub use process::*;
-pub use redis_server::*;
+// The one redis-server harness, shared with crates/subscriber/tests and the benchmark.
+pub use redtail_testkit::{free_port, read_stream, which, RedisServer, StreamEntry};
 
 /// Poll `cond` every 50 ms until it holds or `timeout` passes; panics with
 /// `what` on timeout so a failing test says what it was waiting for.
@@ -29,14 +29,6 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// A free loopback TCP port (bind to 0, read it, release it).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
 }
 
 /// Write `n` generator-format lines (seq from `start`) to `path` in one go.

@@ -1,78 +1,42 @@
 //! The benchmark's own `redis-server`, and the broker ceiling measured with `redis-benchmark`.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use redtail_testkit::{RedisServer, ServerOptions};
 
-use crate::procs::{Proc, ProcStats};
+use crate::procs::ProcStats;
 
-/// A private `redis-server` on a free loopback port, persistence off, stopped on drop.
+/// The harness's private `redis-server` (redtail-testkit: free loopback port, persistence
+/// off, killed on drop), with what the benchmark reads from it.
 pub struct Broker {
     pub port: u16,
     pub url: String,
-    proc: Proc,
-    client: redis::Client,
+    server: RedisServer,
 }
 
 impl Broker {
-    /// Starts `redis-server` with its files under `dir`; waits until it answers PING.
+    /// Starts `redis-server` with its files and `redis.log` under `dir`; waits until it
+    /// answers PING.
     pub fn start(dir: &Path) -> Result<Broker> {
-        let port = free_port()?;
-        let args = [
-            "--port".to_string(),
-            port.to_string(),
-            "--bind".into(),
-            "127.0.0.1".into(),
-            "--save".into(),
-            String::new(),
-            "--appendonly".into(),
-            "no".into(),
-            "--dir".into(),
-            dir.display().to_string(),
-            "--daemonize".into(),
-            "no".into(),
-        ];
-        let proc = Proc::spawn(
-            "redis-server",
-            Path::new("redis-server"),
-            &args,
-            &[],
-            &dir.join("redis-server.log"),
-        )?;
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str())?;
-        let mut broker = Broker {
-            port,
-            url,
-            proc,
-            client,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut con) = broker.client.get_connection() {
-                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
-                    return Ok(broker);
-                }
-            }
-            broker.proc.check_alive()?;
-            if Instant::now() > deadline {
-                bail!("redis-server did not answer PING within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let server = RedisServer::try_start(ServerOptions::new().dir(dir))?;
+        Ok(Broker {
+            port: server.port,
+            url: server.url(),
+            server,
+        })
     }
 
     pub fn connection(&self) -> Result<redis::Connection> {
-        Ok(self.client.get_connection()?)
+        Ok(self.server.connection()?)
     }
 
     /// CPU of the server itself: tells whether a drain was bound by Redis or by the client.
     pub fn stats(&self) -> Result<ProcStats> {
-        self.proc.stats()
+        let pid = self.server.pid().context("redis-server is not running")?;
+        ProcStats::read(pid).context("reading /proc of redis-server")
     }
 
     pub fn flush(&self) -> Result<()> {
@@ -92,13 +56,6 @@ impl Broker {
             .filter_map(|(_, v)| v.parse().ok())
             .max())
     }
-}
-
-fn free_port() -> Result<u16> {
-    // Bind port 0, read what the kernel chose, release it for redis-server. A race with
-    // another process taking it in between is possible but shows up as a clear start error.
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// One `redis-benchmark -c 1 -P 128 -n N -q <command...>` run: requests per second.

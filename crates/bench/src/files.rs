@@ -5,10 +5,12 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use redtail_testkit::for_each_entry;
 use serde_json::{json, Value};
 
 use crate::broker::Broker;
 use crate::drain::stop_checked;
+use crate::procs::Proc;
 use crate::roles::{Mode, Roles};
 
 /// Rotations per second the storm aims at (the issue asks for at least 10).
@@ -87,20 +89,8 @@ pub fn rotation_storm(
         ],
     )?;
     let mut con = broker.connection()?;
-    let (mut last, mut since) = (0u64, Instant::now());
-    loop {
-        let n: u64 = redis::cmd("XLEN").arg(key).query(&mut con)?;
-        if n >= lines {
-            break;
-        }
-        if n != last {
-            (last, since) = (n, Instant::now());
-        } else if since.elapsed() > STALL {
-            break; // counted as missing below
-        }
-        watcher.proc.check_alive()?;
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // A stall is not an error here: what never arrived is counted as missing below.
+    wait_for_entries(&mut con, key, lines, &mut watcher.proc)?;
     let seconds = started.elapsed().as_secs_f64();
     let status = generator.wait_exit(Duration::from_secs(60))?;
     if !status.success() {
@@ -125,35 +115,45 @@ pub fn rotation_storm(
     })
 }
 
+/// Polls `XLEN key` until it reaches `lines` or makes no progress for [`STALL`]; the last
+/// length seen. Fails only when the watcher exits meanwhile.
+fn wait_for_entries(
+    con: &mut redis::Connection,
+    key: &str,
+    lines: u64,
+    watcher: &mut Proc,
+) -> Result<u64> {
+    let (mut last, mut since) = (0u64, Instant::now());
+    loop {
+        let n: u64 = redis::cmd("XLEN").arg(key).query(con)?;
+        if n >= lines || (n == last && since.elapsed() > STALL) {
+            return Ok(n);
+        }
+        if n != last {
+            (last, since) = (n, Instant::now());
+        }
+        watcher.check_alive()?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// (missing, duplicated) among seq 0..expected in the stream's `line` fields.
 fn check_seqs(con: &mut redis::Connection, key: &str, expected: u64) -> Result<(u64, u64)> {
     let mut seen = vec![0u8; expected as usize];
-    let mut duplicated = 0u64;
-    let mut start = "-".to_string();
-    loop {
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(key)
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(10_000)
-            .query(con)?;
-        let n = reply.ids.len();
-        for entry in reply.ids {
-            let seq = match entry.map.get("line") {
-                Some(redis::Value::BulkString(b)) => seq_of(b),
-                _ => None,
-            };
-            match seq.and_then(|s| seen.get_mut(s as usize)) {
-                Some(count) if *count > 0 => duplicated += 1,
-                Some(count) => *count = 1,
-                None => bail!("{key}: an entry without a seq in 0..{expected}"),
-            }
-            start = format!("({}", entry.id);
+    let (mut duplicated, mut foreign) = (0u64, 0u64);
+    for_each_entry(con, key, |entry| {
+        let seq = match entry.map.get("line") {
+            Some(redis::Value::BulkString(b)) => seq_of(b),
+            _ => None,
+        };
+        match seq.and_then(|s| seen.get_mut(s as usize)) {
+            Some(count) if *count > 0 => duplicated += 1,
+            Some(count) => *count = 1,
+            None => foreign += 1,
         }
-        if n < 10_000 {
-            break;
-        }
+    })?;
+    if foreign > 0 {
+        bail!("{key}: {foreign} entries without a seq in 0..{expected}");
     }
     let missing = seen.iter().filter(|&&c| c == 0).count() as u64;
     Ok((missing, duplicated))
@@ -214,19 +214,11 @@ pub fn many_files(
     let started = Instant::now();
     let mut watcher = roles.watcher("many-watcher", &dir.join("*.log"), Mode::Stream, key)?;
     let mut con = broker.connection()?;
-    let (mut last, mut since) = (0u64, Instant::now());
-    loop {
-        let n: u64 = redis::cmd("XLEN").arg(key).query(&mut con)?;
-        if n >= lines {
-            break;
-        }
-        if n != last {
-            (last, since) = (n, Instant::now());
-        } else if since.elapsed() > STALL {
-            bail!("glob over {files} files: {n} of {lines} lines shipped, then no progress for {STALL:?}");
-        }
-        watcher.proc.check_alive()?;
-        std::thread::sleep(Duration::from_millis(20));
+    let n = wait_for_entries(&mut con, key, lines, &mut watcher.proc)?;
+    if n < lines {
+        bail!(
+            "glob over {files} files: {n} of {lines} lines shipped, then no progress for {STALL:?}"
+        );
     }
     let seconds = started.elapsed().as_secs_f64();
     let stats = watcher.proc.stats().context("watcher stats")?;

@@ -31,7 +31,7 @@ async fn creates_the_group_then_consumes_and_acks_everything() {
         })
         .await;
 
-        let mut conn = redis.conn().await;
+        let mut conn = redis.async_conn().await;
         let groups: redis::Value = redis::cmd("XINFO")
             .arg("GROUPS")
             .arg(STREAM)
@@ -76,30 +76,11 @@ async fn creates_the_group_then_consumes_and_acks_everything() {
 async fn claims_entries_left_by_a_dead_consumer() {
     bounded(async {
         let redis = RedisServer::start();
-        let mut conn = redis.conn().await;
-        let _: () = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(STREAM)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await
-            .expect("XGROUP CREATE");
+        let mut conn = redis.async_conn().await;
+        create_group(&mut conn, STREAM, GROUP).await;
         xadd_lines(&mut conn, STREAM, &generator_lines(0, 20)).await;
         // "dead" reads everything and dies before acknowledging.
-        let _: redis::Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(GROUP)
-            .arg("dead")
-            .arg("COUNT")
-            .arg(100)
-            .arg("STREAMS")
-            .arg(STREAM)
-            .arg(">")
-            .query_async(&mut conn)
-            .await
-            .expect("XREADGROUP");
+        read_as(&mut conn, STREAM, GROUP, "dead").await;
         assert_eq!(pending(&mut conn, STREAM, GROUP).await, 20);
 
         let dir = tempfile::tempdir().expect("tempdir");
@@ -122,47 +103,13 @@ async fn claims_entries_left_by_a_dead_consumer() {
 async fn rereads_its_own_pending_entries_at_restart() {
     bounded(async {
         let redis = RedisServer::start();
-        let mut conn = redis.conn().await;
-        let _: () = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(STREAM)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await
-            .expect("XGROUP CREATE");
+        let mut conn = redis.async_conn().await;
+        create_group(&mut conn, STREAM, GROUP).await;
         xadd_lines(&mut conn, STREAM, &generator_lines(0, 10)).await;
         // A previous life of "me" read all ten, then was killed before its XACK.
-        let read: redis::Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(GROUP)
-            .arg("me")
-            .arg("STREAMS")
-            .arg(STREAM)
-            .arg(">")
-            .query_async(&mut conn)
-            .await
-            .expect("XREADGROUP");
+        let read = read_as(&mut conn, STREAM, GROUP, "me").await;
         // ...and one of them was trimmed away meanwhile: pending, but its content is gone.
-        let first_id = match &read {
-            redis::Value::Array(streams) => match &streams[0] {
-                redis::Value::Array(pair) => match &pair[1] {
-                    redis::Value::Array(entries) => match &entries[0] {
-                        redis::Value::Array(e) => match &e[0] {
-                            redis::Value::BulkString(id) => {
-                                String::from_utf8(id.clone()).expect("id")
-                            }
-                            other => panic!("{other:?}"),
-                        },
-                        other => panic!("{other:?}"),
-                    },
-                    other => panic!("{other:?}"),
-                },
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        };
+        let first_id = read.keys[0].ids[0].id.clone();
         let _: u64 = redis::cmd("XDEL")
             .arg(STREAM)
             .arg(&first_id)
@@ -195,7 +142,7 @@ async fn raw_output_is_byte_exact_and_bad_entries_do_not_stop_it() {
         let mut cfg = config(&redis.url(), "c1", dir.path().join("out.log"));
         cfg.output_format = OutputFormat::Raw;
         let run = start(cfg);
-        let mut conn = redis.conn().await;
+        let mut conn = redis.async_conn().await;
         let lines = vec![
             br#"{"level":"INFO","message":"ok"}"#.to_vec(),
             b"not json \xff\xfe binary".to_vec(),
@@ -236,7 +183,7 @@ async fn recreates_a_deleted_stream_and_group() {
         let redis = RedisServer::start();
         let dir = tempfile::tempdir().expect("tempdir");
         let run = start(config(&redis.url(), "c1", dir.path().join("out.log")));
-        let mut conn = redis.conn().await;
+        let mut conn = redis.async_conn().await;
         eventually(WAIT, "ready", || run.redis_up.get() == 1).await;
         xadd_lines(&mut conn, STREAM, &generator_lines(0, 5)).await;
         eventually(WAIT, "5 events", || run.lines().len() >= 5).await;
@@ -260,13 +207,13 @@ async fn recovers_when_redis_restarts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let run = start(config(&redis.url(), "c1", dir.path().join("out.log")));
         {
-            let mut conn = redis.conn().await;
+            let mut conn = redis.async_conn().await;
             xadd_lines(&mut conn, STREAM, &generator_lines(0, 10)).await;
         }
         eventually(WAIT, "10 events", || run.lines().len() >= 10).await;
         eventually(WAIT, "acked", || run.metrics.acked.get() == 10).await;
 
-        redis.stop();
+        redis.kill();
         eventually(WAIT, "not ready while Redis is down", || {
             run.readiness.check().is_err() && run.redis_up.get() == 0
         })
@@ -276,7 +223,7 @@ async fn recovers_when_redis_restarts() {
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         redis.restart();
-        let mut conn = redis.conn().await;
+        let mut conn = redis.async_conn().await;
         xadd_lines(&mut conn, STREAM, &generator_lines(10, 20)).await;
         eventually(WAIT, "20 events", || run.lines().len() >= 20).await;
         assert_eq!(seqs(&run.lines()), (0..20).collect::<Vec<_>>());
@@ -304,7 +251,7 @@ async fn pubsub_receives_lines_and_resubscribes_after_client_kill() {
         let mut cfg = config(&redis.url(), "c1", dir.path().join("out.log"));
         cfg.pubsub = true;
         let run = start(cfg);
-        let mut conn = redis.conn().await;
+        let mut conn = redis.async_conn().await;
         let probe = conn.clone();
         let subscribers = || {
             let mut conn = probe.clone();
@@ -383,7 +330,7 @@ async fn a_write_error_is_fatal_and_nothing_is_acknowledged() {
             return;
         }
         let redis = RedisServer::start();
-        let mut conn = redis.conn().await;
+        let mut conn = redis.async_conn().await;
         let run = start(config(&redis.url(), "c1", full.to_path_buf()));
         xadd_lines(&mut conn, STREAM, &generator_lines(0, 5)).await;
         let result = tokio::time::timeout(WAIT, run.handle)

@@ -1,10 +1,7 @@
 //! Test harness: a real `redis-server` on a free loopback port, and a subscriber run in-process.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prometheus::{IntGauge, Registry};
@@ -12,119 +9,13 @@ use redtail_bus::RedisTarget;
 use redtail_subscriber::{Config, Metrics, OutputFormat, SubscriberError};
 use redtail_telemetry::readiness::{Liveness, Readiness};
 use redtail_telemetry::shutdown::{Shutdown, ShutdownTrigger};
-use tempfile::TempDir;
 use tokio::task::JoinHandle;
+
+// The one redis-server harness, shared with the top-level tests and the benchmark.
+pub use redtail_testkit::RedisServer;
 
 /// Longest any single test may take.
 pub const TEST_LIMIT: Duration = Duration::from_secs(60);
-
-/// A `redis-server` child, killed on drop.
-pub struct RedisServer {
-    child: Option<Child>,
-    pub port: u16,
-    dir: TempDir,
-}
-
-impl RedisServer {
-    pub fn start() -> Self {
-        // A port picked free can be taken again before redis binds it: try a few.
-        for _ in 0..5 {
-            let mut server = RedisServer {
-                child: None,
-                port: free_port(),
-                dir: tempfile::tempdir().expect("tempdir"),
-            };
-            if server.spawn() {
-                return server;
-            }
-        }
-        panic!("could not start redis-server");
-    }
-
-    /// Starts the server on `self.port`; `true` once it answers PING.
-    fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (/usr/bin/redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(_)) = child.try_wait() {
-                    self.child = None;
-                    return false;
-                }
-            }
-            if ping(self.port) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.stop();
-        false
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server (SIGKILL: nothing is saved, as in a crash).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port, empty.
-    pub fn restart(&mut self) {
-        self.stop();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.spawn() {
-            assert!(Instant::now() < deadline, "redis-server did not come back");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .expect("client")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-}
 
 /// A subscriber running in a task, with everything a test looks at.
 pub struct Running {
@@ -240,6 +131,39 @@ pub fn generator_lines(from: u64, to: u64) -> Vec<Vec<u8>> {
             .into_bytes()
         })
         .collect()
+}
+
+/// `XGROUP CREATE <stream> <group> 0 MKSTREAM`: a group that will deliver the whole stream.
+pub async fn create_group(conn: &mut redis::aio::MultiplexedConnection, stream: &str, group: &str) {
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await
+        .expect("XGROUP CREATE");
+}
+
+/// `XREADGROUP GROUP <group> <consumer> STREAMS <stream> >`: what a consumer that dies before
+/// its XACK leaves pending.
+pub async fn read_as(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+) -> redis::streams::StreamReadReply {
+    redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg(consumer)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(">")
+        .query_async(conn)
+        .await
+        .expect("XREADGROUP")
 }
 
 /// `XPENDING <stream> <group>` count.
