@@ -3,37 +3,41 @@
 //! REDTAIL_REDIS_URL or a redis-server started here on a free loopback port.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redtail_bus::{Mode, RedisTarget};
 use redtail_tail::StartAt;
 
 use crate::env::{ConfigError, Env};
-use crate::roles::{self, Process};
-use crate::runner::{fail, run_role};
+use crate::roles;
+use crate::runner::{self, RoleContext};
+use crate::vars;
 
+#[derive(Debug)]
 pub struct DemoPlan {
     target: Option<RedisTarget>,
     rate: u64,
     seed: Option<u64>,
     pubsub: bool,
+    shutdown_timeout: Duration,
 }
 
 pub fn plan(env: &Env) -> Result<DemoPlan, ConfigError> {
-    let target = match env.optional_string("REDTAIL_REDIS_URL") {
-        Some(_) => Some(env.redis_target()?),
-        None => None,
+    let target = match env.is_set(&vars::DEMO_REDIS_URL) {
+        true => Some(env.redis_target()?),
+        false => None,
     };
-    let seed = match env.optional_string("REDTAIL_SEED") {
-        Some(_) => Some(env.u64("REDTAIL_SEED", 0)?),
-        None => None,
+    let seed = match env.is_set(&vars::SEED) {
+        true => Some(env.u64(&vars::SEED)?),
+        false => None,
     };
     Ok(DemoPlan {
         target,
-        rate: env.u64("REDTAIL_RATE", 5)?,
+        rate: env.u64(&vars::DEMO_RATE)?,
         seed,
-        pubsub: env.choice("REDTAIL_MODE", "stream", &["stream", "pubsub"])? == "pubsub",
+        pubsub: env.choice(&vars::MODE, &["stream", "pubsub"])? == "pubsub",
+        shutdown_timeout: env.millis(&vars::SHUTDOWN_TIMEOUT_MS, 100)?,
     })
 }
 
@@ -96,17 +100,18 @@ fn start_redis(dir: &Path) -> Result<(LocalRedis, String), String> {
     Ok((redis, format!("redis://127.0.0.1:{port}")))
 }
 
-pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
-    let dir = match tempfile::Builder::new().prefix("redtail-demo-").tempdir() {
-        Ok(dir) => dir,
-        Err(e) => return fail(format!("creating a temporary directory: {e}")),
-    };
+/// Runs the three roles in this process until shutdown; the first to fail stops the demo.
+pub async fn run(plan: DemoPlan, ctx: &RoleContext) -> Result<(), String> {
+    let dir = tempfile::Builder::new()
+        .prefix("redtail-demo-")
+        .tempdir()
+        .map_err(|e| format!("creating a temporary directory: {e}"))?;
     let (_redis, target) = match plan.target {
         Some(target) => (None, target),
-        None => match start_redis(dir.path()) {
-            Ok((redis, url)) => (Some(redis), RedisTarget::new(url)),
-            Err(e) => return fail(e),
-        },
+        None => {
+            let (redis, url) = start_redis(dir.path())?;
+            (Some(redis), RedisTarget::new(url))
+        }
     };
     let log_path = dir.path().join("app.log");
     let source = format!("demo-{}", roles::host_name());
@@ -151,7 +156,7 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
                 maxlen: 1_000_000,
             }
         },
-        shutdown_timeout: process.shutdown_timeout,
+        shutdown_timeout: plan.shutdown_timeout,
         replica_acks: 0,
         replica_ack_timeout: redtail_watcher::Config::DEFAULT_REPLICA_ACK_TIMEOUT,
         // The demo's mix has Java stack traces: one event each.
@@ -179,77 +184,43 @@ pub async fn run(plan: DemoPlan, process: Process) -> ExitCode {
         sink: None,
         dead_consumer_idle: redtail_subscriber::Config::DEFAULT_DEAD_CONSUMER_IDLE,
     };
-    run_role(
-        &["generate", "watch", "subscribe"],
-        process,
-        |ctx| async move {
-            eprintln!("redtail demo");
-            eprintln!(
-                "  redis:   {}{}",
-                target.redacted(),
-                if _redis.is_some() {
-                    " (started here; stopped on exit)"
-                } else {
-                    ""
-                }
-            );
-            eprintln!("  app.log: {} (the generator's JSON)", log_path.display());
-            eprintln!(
-                "  mix:     {} (text, access log, logfmt, syslog, JSON, stack traces)",
-                mix_path.display()
-            );
-            if let Some(url) = &ctx.metrics_url {
-                eprintln!("  metrics: {url}  (also /healthz and /readyz)");
-            }
-            eprintln!("  events below; Ctrl-C to stop\n");
-            let gen_metrics =
-                redtail_generator::Metrics::register(&ctx.registry).map_err(|e| e.to_string())?;
-            let watch_metrics =
-                redtail_watcher::Metrics::register(&ctx.registry).map_err(|e| e.to_string())?;
-            let sub_metrics =
-                redtail_subscriber::Metrics::register(&ctx.registry).map_err(|e| e.to_string())?;
-            let redis_up = ctx.common.redis_up.clone();
-            let result = tokio::try_join!(
-                crate::demo_mix::write(mix_path.clone(), plan.rate, ctx.shutdown.clone()),
-                async {
-                    redtail_generator::run(
-                        generator,
-                        gen_metrics,
-                        ctx.liveness.clone(),
-                        ctx.shutdown.clone(),
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("generator: {e}"))
-                },
-                async {
-                    redtail_watcher::run(
-                        watcher,
-                        watch_metrics,
-                        redis_up.clone(),
-                        ctx.readiness.clone(),
-                        ctx.liveness.clone(),
-                        ctx.shutdown.clone(),
-                    )
-                    .await
-                    .map_err(|e| format!("watcher: {e}"))
-                },
-                async {
-                    redtail_subscriber::run(
-                        subscriber,
-                        sub_metrics,
-                        redis_up.clone(),
-                        ctx.readiness.clone(),
-                        ctx.liveness.clone(),
-                        ctx.shutdown.clone(),
-                    )
-                    .await
-                    .map_err(|e| format!("subscriber: {e}"))
-                },
-            );
-            drop(_redis);
-            result.map(|_| ())
+    eprintln!("redtail demo");
+    eprintln!(
+        "  redis:   {}{}",
+        target.redacted(),
+        if _redis.is_some() {
+            " (started here; stopped on exit)"
+        } else {
+            ""
+        }
+    );
+    eprintln!("  app.log: {} (the generator's JSON)", log_path.display());
+    eprintln!(
+        "  mix:     {} (text, access log, logfmt, syslog, JSON, stack traces)",
+        mix_path.display()
+    );
+    if let Some(url) = &ctx.metrics_url {
+        eprintln!("  metrics: {url}  (also /healthz and /readyz)");
+    }
+    eprintln!("  events below; Ctrl-C to stop\n");
+    let result = tokio::try_join!(
+        crate::demo_mix::write(mix_path.clone(), plan.rate, ctx.shutdown.clone()),
+        async {
+            runner::generate(generator, ctx)
+                .await
+                .map_err(|e| format!("generator: {e}"))
         },
-    )
-    .await
+        async {
+            runner::watch(watcher, ctx)
+                .await
+                .map_err(|e| format!("watcher: {e}"))
+        },
+        async {
+            runner::subscribe(subscriber, ctx)
+                .await
+                .map_err(|e| format!("subscriber: {e}"))
+        },
+    );
+    drop(_redis);
+    result.map(|_| ())
 }

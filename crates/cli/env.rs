@@ -3,7 +3,9 @@
 //! parsed here so an error names the variable and the value expected, in one
 //! line, before any file or socket is opened.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +14,8 @@ use std::time::Duration;
 
 use redtail_bus::RedisTarget;
 use redtail_telemetry::logging::LogFormat;
+
+use crate::vars::{self, Command, Unset, Var};
 
 /// A configuration error: exit status 2 with this one line.
 #[derive(Debug)]
@@ -30,6 +34,8 @@ pub struct Env {
     rust_log: Option<String>,
     /// Google's own variables the SecOps sink honours ([`GOOGLE_VARS`]).
     google: HashMap<String, String>,
+    /// Every variable looked at so far (a test checks that `--help` lists them all).
+    read: RefCell<BTreeSet<&'static str>>,
 }
 
 /// Non-`REDTAIL_` variables read: the standard key-file and metadata-server overrides.
@@ -61,6 +67,7 @@ impl Env {
             vars,
             rust_log,
             google,
+            read: RefCell::default(),
         })
     }
 
@@ -85,108 +92,131 @@ impl Env {
             .filter(|v| !v.trim().is_empty())
     }
 
-    /// A value parsed with `FromStr`, or the default; `expected` names the shape.
-    pub fn parse<T: FromStr>(
-        &self,
-        name: &str,
-        default: T,
-        expected: &str,
-    ) -> Result<T, ConfigError> {
-        match self.raw(name) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| ConfigError(format!("{name}: expected {expected}, got {v:?}"))),
+    /// The set value of `var`, else the text of its default (`None`: a described default).
+    fn text(&self, var: &'static Var) -> Option<Cow<'_, str>> {
+        self.read.borrow_mut().insert(var.name);
+        if let Some(v) = self.raw(var.name) {
+            return Some(Cow::Borrowed(v));
+        }
+        match var.unset {
+            Unset::Value(v) => Some(Cow::Borrowed(v)),
+            Unset::Number(n) => Some(Cow::Owned(n.to_string())),
+            Unset::Described(_) | Unset::MetricsAddr => None,
         }
     }
 
-    pub fn u64(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
-        self.parse(name, default, "a non-negative integer")
+    /// [`Env::text`] for a variable that always has a value.
+    fn value(&self, var: &'static Var) -> Result<Cow<'_, str>, ConfigError> {
+        self.text(var).ok_or_else(|| {
+            ConfigError(format!(
+                "{}: internal error: read as a value, but it has no default value",
+                var.name
+            ))
+        })
     }
 
-    /// A positive integer no larger than `max`.
-    pub fn bounded(
-        &self,
-        name: &str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<u64, ConfigError> {
-        let v = self.parse(name, default, &format!("an integer from {min} to {max}"))?;
+    /// Whether `var` is set (and not blank).
+    pub fn is_set(&self, var: &'static Var) -> bool {
+        self.read.borrow_mut().insert(var.name);
+        self.raw(var.name).is_some()
+    }
+
+    /// Names of the variables read so far: the tests check each is in its command's `--help`.
+    #[cfg(test)]
+    pub fn names_read(&self) -> Vec<&'static str> {
+        self.read.borrow().iter().copied().collect()
+    }
+
+    /// The value (or default) parsed with `FromStr`; `expected` names the shape.
+    pub fn parse<T: FromStr>(&self, var: &'static Var, expected: &str) -> Result<T, ConfigError> {
+        let v = self.value(var)?;
+        v.trim()
+            .parse()
+            .map_err(|_| ConfigError(format!("{}: expected {expected}, got {v:?}", var.name)))
+    }
+
+    pub fn u64(&self, var: &'static Var) -> Result<u64, ConfigError> {
+        self.parse(var, "a non-negative integer")
+    }
+
+    /// An integer from `min` to `max`.
+    pub fn bounded(&self, var: &'static Var, min: u64, max: u64) -> Result<u64, ConfigError> {
+        let v = self.parse(var, &format!("an integer from {min} to {max}"))?;
         if v < min || v > max {
             return Err(ConfigError(format!(
-                "{name}: expected an integer from {min} to {max}, got {v}"
+                "{}: expected an integer from {min} to {max}, got {v}",
+                var.name
             )));
         }
         Ok(v)
     }
 
-    pub fn millis(&self, name: &str, default: u64, min: u64) -> Result<Duration, ConfigError> {
-        let v = self.parse(name, default, "a duration in milliseconds (an integer)")?;
+    pub fn millis(&self, var: &'static Var, min: u64) -> Result<Duration, ConfigError> {
+        let v = self.parse(var, "a duration in milliseconds (an integer)")?;
         if v < min {
             return Err(ConfigError(format!(
-                "{name}: expected at least {min} milliseconds, got {v}"
+                "{}: expected at least {min} milliseconds, got {v}",
+                var.name
             )));
         }
         Ok(Duration::from_millis(v))
     }
 
-    pub fn string(&self, name: &str, default: &str) -> String {
-        self.raw(name).unwrap_or(default).to_string()
+    pub fn string(&self, var: &'static Var) -> Result<String, ConfigError> {
+        Ok(self.value(var)?.into_owned())
     }
 
-    pub fn optional_string(&self, name: &str) -> Option<String> {
-        self.raw(name).map(str::to_string)
+    /// The value if set; for variables whose default is described, not a value.
+    pub fn optional_string(&self, var: &'static Var) -> Option<String> {
+        self.read.borrow_mut().insert(var.name);
+        self.raw(var.name).map(str::to_string)
     }
 
-    pub fn path(&self, name: &str, default: &str) -> PathBuf {
-        PathBuf::from(self.string(name, default))
+    pub fn path(&self, var: &'static Var) -> Result<PathBuf, ConfigError> {
+        Ok(PathBuf::from(self.string(var)?))
     }
 
     /// One of a fixed set of words (case-insensitive).
     pub fn choice(
         &self,
-        name: &str,
-        default: &'static str,
+        var: &'static Var,
         allowed: &[&'static str],
     ) -> Result<&'static str, ConfigError> {
-        let Some(v) = self.raw(name) else {
-            return Ok(default);
-        };
+        let v = self.value(var)?;
         allowed
             .iter()
             .find(|a| a.eq_ignore_ascii_case(v.trim()))
             .copied()
             .ok_or_else(|| {
                 ConfigError(format!(
-                    "{name}: expected {}, got {v:?}",
+                    "{}: expected {}, got {v:?}",
+                    var.name,
                     allowed.join(" or ")
                 ))
             })
     }
 
-    /// `REDTAIL_METRICS_ADDR`: an address, or `off` (None).
-    pub fn metrics_addr(&self, default: &str) -> Result<Option<SocketAddr>, ConfigError> {
-        let name = "REDTAIL_METRICS_ADDR";
-        let v = self.raw(name).unwrap_or(default).trim();
+    /// `REDTAIL_METRICS_ADDR`: an address, or `off` (None); unset, the command's own.
+    pub fn metrics_addr(&self, command: &Command) -> Result<Option<SocketAddr>, ConfigError> {
+        let var = &vars::METRICS_ADDR;
+        self.read.borrow_mut().insert(var.name);
+        let v = self.raw(var.name).unwrap_or(command.metrics_addr).trim();
         if v.eq_ignore_ascii_case("off") {
             return Ok(None);
         }
         v.parse().map(Some).map_err(|_| {
             ConfigError(format!(
-                "{name}: expected host:port (e.g. 0.0.0.0:9102) or off, got {v:?}"
+                "{}: expected host:port (e.g. 0.0.0.0:9102) or off, got {v:?}",
+                var.name
             ))
         })
     }
 
     pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
-        Ok(
-            match self.choice("REDTAIL_LOG_FORMAT", "text", &["text", "json"])? {
-                "json" => LogFormat::Json,
-                _ => LogFormat::Text,
-            },
-        )
+        Ok(match self.choice(&vars::LOG_FORMAT, &["text", "json"])? {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Text,
+        })
     }
 
     /// One of [`GOOGLE_VARS`], if set and not blank.
@@ -195,24 +225,28 @@ impl Env {
     }
 
     pub fn rust_log(&self) -> String {
-        self.rust_log.clone().unwrap_or_else(|| "info".to_string())
+        self.read.borrow_mut().insert(vars::RUST_LOG.name);
+        match (&self.rust_log, vars::RUST_LOG.unset) {
+            (Some(v), _) => v.clone(),
+            (None, Unset::Value(v)) => v.to_string(),
+            (None, _) => String::new(),
+        }
     }
 
     /// `REDTAIL_REDIS_URL` and the TLS files. The URL's value is never echoed:
     /// it may carry a password.
     pub fn redis_target(&self) -> Result<RedisTarget, ConfigError> {
-        let name = "REDTAIL_REDIS_URL";
-        let mut target = RedisTarget::new(self.string(name, "redis://127.0.0.1:6379"));
-        target.cluster =
-            self.choice("REDTAIL_REDIS_CLUSTER", "false", &["true", "false"])? == "true";
+        let name = vars::REDIS_URL.name;
+        let mut target = RedisTarget::new(self.string(&vars::REDIS_URL)?);
+        target.cluster = self.choice(&vars::REDIS_CLUSTER, &["true", "false"])? == "true";
         target.ca_path = self
-            .optional_string("REDTAIL_REDIS_CA_PATH")
+            .optional_string(&vars::REDIS_CA_PATH)
             .map(PathBuf::from);
         target.client_cert_path = self
-            .optional_string("REDTAIL_REDIS_CLIENT_CERT_PATH")
+            .optional_string(&vars::REDIS_CLIENT_CERT_PATH)
             .map(PathBuf::from);
         target.client_key_path = self
-            .optional_string("REDTAIL_REDIS_CLIENT_KEY_PATH")
+            .optional_string(&vars::REDIS_CLIENT_KEY_PATH)
             .map(PathBuf::from);
         target.validate().map_err(|e| {
             ConfigError(format!(
@@ -236,16 +270,13 @@ mod tests {
     #[test]
     fn names_the_variable_and_the_value() {
         let e = env(&[("REDTAIL_RATE", "fast")]);
-        let err = e.u64("REDTAIL_RATE", 10).unwrap_err().0;
+        let err = e.u64(&vars::RATE).unwrap_err().0;
         assert_eq!(
             err,
             "REDTAIL_RATE: expected a non-negative integer, got \"fast\""
         );
         let e = env(&[("REDTAIL_MODE", "kafka")]);
-        let err = e
-            .choice("REDTAIL_MODE", "stream", &["stream", "pubsub"])
-            .unwrap_err()
-            .0;
+        let err = e.choice(&vars::MODE, &["stream", "pubsub"]).unwrap_err().0;
         assert_eq!(
             err,
             "REDTAIL_MODE: expected stream or pubsub, got \"kafka\""
@@ -254,14 +285,13 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_unset_or_empty() {
-        let e = env(&[("REDTAIL_COUNT", "")]);
-        assert_eq!(e.u64("REDTAIL_COUNT", 7).unwrap(), 7);
-        assert_eq!(
-            e.metrics_addr("0.0.0.0:9101").unwrap().unwrap().port(),
-            9101
-        );
+        let e = env(&[("REDTAIL_RATE", "")]);
+        assert_eq!(e.u64(&vars::RATE).unwrap(), 10);
+        assert_eq!(e.u64(&vars::DEMO_RATE).unwrap(), 5);
+        let generate = vars::command("generate").unwrap();
+        assert_eq!(e.metrics_addr(generate).unwrap().unwrap().port(), 9101);
         assert!(env(&[("REDTAIL_METRICS_ADDR", "off")])
-            .metrics_addr("x")
+            .metrics_addr(generate)
             .unwrap()
             .is_none());
     }

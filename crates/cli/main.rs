@@ -14,7 +14,8 @@ mod vars;
 use std::process::ExitCode;
 
 use env::{ConfigError, Env};
-use runner::{run_role, VERSION};
+use runner::{run_role, Role, VERSION};
+use vars::Command;
 
 const USAGE: &str =
     "redtail: log shipping for Kubernetes — every line of app.log into Redis, exactly once.
@@ -29,16 +30,6 @@ Commands:
   demo       run all three locally (starts its own redis-server unless REDTAIL_REDIS_URL is set)
 
 Configuration is by environment variables: `redtail <command> --help` lists them.";
-
-fn summary(command: &str) -> &'static str {
-    match command {
-        "generate" => "append JSON log lines to a file",
-        "watch" => "tail log files and publish every line to Redis exactly once",
-        "subscribe" => "consume lines from Redis and write normalized events",
-        "demo" => "generator, watcher and subscriber together, locally",
-        _ => "",
-    }
-}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -55,18 +46,21 @@ fn main() -> ExitCode {
             println!("redtail {VERSION}");
             return ExitCode::SUCCESS;
         }
-        Some(c @ ("generate" | "watch" | "subscribe" | "demo")) => c.to_string(),
-        Some(other) => {
-            eprintln!("redtail: unknown command {other:?}; expected generate, watch, subscribe or demo (see redtail --help)");
-            return ExitCode::from(2);
-        }
+        Some(name) => match vars::command(name) {
+            Some(command) => command,
+            None => {
+                eprintln!("redtail: unknown command {name:?}; expected generate, watch, subscribe or demo (see redtail --help)");
+                return ExitCode::from(2);
+            }
+        },
     };
+    let name = command.name;
     if args[1..].iter().any(|a| a == "-h" || a == "--help") {
-        print!("{}", vars::help_text(&command, summary(&command)));
+        print!("{}", command.help_text());
         return ExitCode::SUCCESS;
     }
     if let Some(extra) = args.get(1) {
-        eprintln!("redtail {command}: unexpected argument {extra:?}; configuration is by environment variables (see redtail {command} --help)");
+        eprintln!("redtail {name}: unexpected argument {extra:?}; configuration is by environment variables (see redtail {name} --help)");
         return ExitCode::from(2);
     }
 
@@ -76,7 +70,7 @@ fn main() -> ExitCode {
         Ok(env) => env,
         Err(e) => return usage_error(e),
     };
-    match run(&command, &env) {
+    match run(command, &env) {
         Ok(code) => code,
         Err(e) => usage_error(e),
     }
@@ -88,26 +82,9 @@ fn usage_error(e: ConfigError) -> ExitCode {
 }
 
 /// Validates everything first, then starts the runtime and the role.
-fn run(command: &str, env: &Env) -> Result<ExitCode, ConfigError> {
-    let (default_addr, role_names): (&str, &[&str]) = match command {
-        "generate" => ("0.0.0.0:9101", &["generate"]),
-        "watch" => ("0.0.0.0:9102", &["watch"]),
-        "subscribe" => ("0.0.0.0:9103", &["subscribe"]),
-        _ => ("127.0.0.1:0", &["generate", "watch", "subscribe"]),
-    };
-    let process = roles::process(env, default_addr)?;
-    enum Role {
-        Generate(redtail_generator::Config),
-        Watch(redtail_watcher::Config),
-        Subscribe(redtail_subscriber::Config),
-        Demo(demo::DemoPlan),
-    }
-    let role = match command {
-        "generate" => Role::Generate(roles::generate(env)?),
-        "watch" => Role::Watch(roles::watch(env)?),
-        "subscribe" => Role::Subscribe(roles::subscribe(env)?),
-        _ => Role::Demo(demo::plan(env)?),
-    };
+fn run(command: &Command, env: &Env) -> Result<ExitCode, ConfigError> {
+    let process = roles::process(env, command)?;
+    let role = Role::from_env(command, env)?;
     if let Err(e) = redtail_telemetry::logging::init(process.log_format, &process.rust_log) {
         return Err(ConfigError(format!(
             "RUST_LOG: expected a tracing filter such as info or redtail=debug ({e})"
@@ -128,62 +105,5 @@ fn run(command: &str, env: &Env) -> Result<ExitCode, ConfigError> {
         Ok(rt) => rt,
         Err(e) => return Ok(runner::fail(format!("starting the runtime: {e}"))),
     };
-    let code = runtime.block_on(async move {
-        match role {
-            Role::Generate(config) => {
-                run_role(role_names, process, |ctx| async move {
-                    let metrics = redtail_generator::Metrics::register(&ctx.registry)
-                        .map_err(|e| e.to_string())?;
-                    ctx.readiness.set_ok("generator");
-                    let summary =
-                        redtail_generator::run(config, metrics, ctx.liveness, ctx.shutdown)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                    tracing::info!(
-                        lines = summary.lines,
-                        next_seq = summary.next_seq,
-                        "Generator stopped."
-                    );
-                    Ok::<(), String>(())
-                })
-                .await
-            }
-            Role::Watch(config) => {
-                run_role(role_names, process, |ctx| async move {
-                    let metrics = redtail_watcher::Metrics::register(&ctx.registry)
-                        .map_err(|e| e.to_string())?;
-                    redtail_watcher::run(
-                        config,
-                        metrics,
-                        ctx.common.redis_up.clone(),
-                        ctx.readiness,
-                        ctx.liveness,
-                        ctx.shutdown,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())
-                })
-                .await
-            }
-            Role::Subscribe(config) => {
-                run_role(role_names, process, |ctx| async move {
-                    let metrics = redtail_subscriber::Metrics::register(&ctx.registry)
-                        .map_err(|e| e.to_string())?;
-                    redtail_subscriber::run(
-                        config,
-                        metrics,
-                        ctx.common.redis_up.clone(),
-                        ctx.readiness,
-                        ctx.liveness,
-                        ctx.shutdown,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())
-                })
-                .await
-            }
-            Role::Demo(plan) => demo::run(plan, process).await,
-        }
-    });
-    Ok(code)
+    Ok(runtime.block_on(run_role(command.roles, process, |ctx| role.run(ctx))))
 }

@@ -6,8 +6,10 @@ use redtail_bus::Mode;
 use redtail_tail::{MultilineConfig, MultilineError, MultilineMode, StartAt};
 
 use crate::env::{ConfigError, Env};
+use crate::vars::{self, Command};
 
 /// Settings every role's process plumbing needs.
+#[derive(Debug)]
 pub struct Process {
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub log_format: redtail_telemetry::logging::LogFormat,
@@ -17,13 +19,13 @@ pub struct Process {
     pub liveness_timeout: Duration,
 }
 
-pub fn process(env: &Env, default_metrics_addr: &str) -> Result<Process, ConfigError> {
+pub fn process(env: &Env, command: &Command) -> Result<Process, ConfigError> {
     Ok(Process {
-        metrics_addr: env.metrics_addr(default_metrics_addr)?,
+        metrics_addr: env.metrics_addr(command)?,
         log_format: env.log_format()?,
         rust_log: env.rust_log(),
-        shutdown_timeout: env.millis("REDTAIL_SHUTDOWN_TIMEOUT_MS", 10_000, 100)?,
-        liveness_timeout: env.millis("REDTAIL_LIVENESS_TIMEOUT_MS", 60_000, 1000)?,
+        shutdown_timeout: env.millis(&vars::SHUTDOWN_TIMEOUT_MS, 100)?,
+        liveness_timeout: env.millis(&vars::LIVENESS_TIMEOUT_MS, 1000)?,
     })
 }
 
@@ -42,21 +44,21 @@ pub fn host_name() -> String {
 }
 
 fn pubsub(env: &Env) -> Result<bool, ConfigError> {
-    Ok(env.choice("REDTAIL_MODE", "stream", &["stream", "pubsub"])? == "pubsub")
+    Ok(env.choice(&vars::MODE, &["stream", "pubsub"])? == "pubsub")
 }
 
 pub fn generate(env: &Env) -> Result<redtail_generator::Config, ConfigError> {
-    let seed = match env.optional_string("REDTAIL_SEED") {
+    let seed = match env.optional_string(&vars::SEED) {
         None => None,
-        Some(_) => Some(env.u64("REDTAIL_SEED", 0)?),
+        Some(_) => Some(env.u64(&vars::SEED)?),
     };
     let config = redtail_generator::Config {
-        log_path: env.path("REDTAIL_LOG_PATH", "/var/log/app/app.log"),
-        rate: env.u64("REDTAIL_RATE", 10)?,
-        count: env.u64("REDTAIL_COUNT", 0)?,
+        log_path: env.path(&vars::GENERATE_LOG_PATH)?,
+        rate: env.u64(&vars::RATE)?,
+        count: env.u64(&vars::COUNT)?,
         seed,
-        rotate_bytes: env.u64("REDTAIL_ROTATE_BYTES", 0)?,
-        rotate_keep: env.bounded("REDTAIL_ROTATE_KEEP", 5, 1, 1000)? as u32,
+        rotate_bytes: env.u64(&vars::ROTATE_BYTES)?,
+        rotate_keep: env.bounded(&vars::ROTATE_KEEP, 1, 1000)? as u32,
         host: host_name(),
         service: "app".to_string(),
     };
@@ -70,55 +72,43 @@ pub fn watch(env: &Env) -> Result<redtail_watcher::Config, ConfigError> {
     let target = env.redis_target()?;
     let mode = if pubsub(env)? {
         Mode::PubSub {
-            channel: env.string("REDTAIL_CHANNEL", "logs"),
+            channel: env.string(&vars::CHANNEL)?,
         }
     } else {
         Mode::Stream {
-            key: env.string("REDTAIL_STREAM", "redtail:logs"),
-            maxlen: env.u64("REDTAIL_STREAM_MAXLEN", 1_000_000)?,
+            key: env.string(&vars::STREAM)?,
+            maxlen: env.u64(&vars::STREAM_MAXLEN)?,
         }
     };
-    let start_at = match env.choice("REDTAIL_START_AT", "beginning", &["beginning", "end"])? {
+    let start_at = match env.choice(&vars::START_AT, &["beginning", "end"])? {
         "end" => StartAt::End,
         _ => StartAt::Beginning,
     };
-    let max_line_bytes =
-        env.bounded("REDTAIL_MAX_LINE_BYTES", 1_048_576, 1, 512 * 1024 * 1024)? as usize;
+    let max_line_bytes = env.bounded(&vars::MAX_LINE_BYTES, 1, 512 * 1024 * 1024)? as usize;
     let config = redtail_watcher::Config {
-        log_path: env.path("REDTAIL_LOG_PATH", "/var/log/app/app.log"),
-        checkpoint_path: env.path(
-            "REDTAIL_CHECKPOINT_PATH",
-            "/var/lib/redtail/checkpoint.json",
-        ),
-        checkpoint_every_lines: env.bounded("REDTAIL_CHECKPOINT_EVERY_LINES", 1000, 1, u64::MAX)?,
-        checkpoint_interval: env.millis("REDTAIL_CHECKPOINT_INTERVAL_MS", 1000, 10)?,
+        log_path: env.path(&vars::WATCH_LOG_PATH)?,
+        checkpoint_path: env.path(&vars::CHECKPOINT_PATH)?,
+        checkpoint_every_lines: env.bounded(&vars::CHECKPOINT_EVERY_LINES, 1, u64::MAX)?,
+        checkpoint_interval: env.millis(&vars::CHECKPOINT_INTERVAL_MS, 10)?,
         start_at,
-        source: env
-            .optional_string("REDTAIL_SOURCE")
-            .unwrap_or_else(host_name),
+        source: env.optional_string(&vars::SOURCE).unwrap_or_else(host_name),
         max_line_bytes,
-        batch_max_lines: env.bounded("REDTAIL_BATCH_MAX_LINES", 1024, 1, 100_000)? as usize,
-        batch_max_bytes: env.bounded(
-            "REDTAIL_BATCH_MAX_BYTES",
-            1_048_576,
-            1024,
-            256 * 1024 * 1024,
-        )? as usize,
+        batch_max_lines: env.bounded(&vars::BATCH_MAX_LINES, 1, 100_000)? as usize,
+        batch_max_bytes: env.bounded(&vars::BATCH_MAX_BYTES, 1024, 256 * 1024 * 1024)? as usize,
         batch_linger: Duration::from_millis(env.bounded(
-            "REDTAIL_BATCH_LINGER_MS",
-            redtail_watcher::Config::DEFAULT_BATCH_LINGER.as_millis() as u64,
+            &vars::BATCH_LINGER_MS,
             0,
             redtail_watcher::Config::MAX_BATCH_LINGER.as_millis() as u64,
         )?),
         read_buffer_bytes: 256 * 1024,
-        poll_interval: env.millis("REDTAIL_POLL_INTERVAL_MS", 250, 10)?,
-        rotate_wait: env.millis("REDTAIL_ROTATE_WAIT_MS", 5000, 0)?,
-        max_open_files: env.bounded("REDTAIL_MAX_OPEN_FILES", 256, 2, 1_000_000)? as usize,
-        close_inactive: env.millis("REDTAIL_CLOSE_INACTIVE_MS", 300_000, 100)?,
+        poll_interval: env.millis(&vars::POLL_INTERVAL_MS, 10)?,
+        rotate_wait: env.millis(&vars::ROTATE_WAIT_MS, 0)?,
+        max_open_files: env.bounded(&vars::MAX_OPEN_FILES, 2, 1_000_000)? as usize,
+        close_inactive: env.millis(&vars::CLOSE_INACTIVE_MS, 100)?,
         target,
         mode,
-        shutdown_timeout: env.millis("REDTAIL_SHUTDOWN_TIMEOUT_MS", 10_000, 100)?,
-        replica_acks: env.bounded("REDTAIL_REPLICA_ACKS", 0, 0, 64)? as u32,
+        shutdown_timeout: env.millis(&vars::SHUTDOWN_TIMEOUT_MS, 100)?,
+        replica_acks: env.bounded(&vars::REPLICA_ACKS, 0, 64)? as u32,
         replica_ack_timeout: replica_ack_timeout(env)?,
         multiline: multiline(env, max_line_bytes)?,
     };
@@ -131,20 +121,20 @@ pub fn watch(env: &Env) -> Result<redtail_watcher::Config, ConfigError> {
 /// `REDTAIL_REPLICA_ACK_TIMEOUT_MS`: a `WAIT` must end before the 5 s Redis response
 /// timeout, or every shortfall would look like a dead connection.
 fn replica_ack_timeout(env: &Env) -> Result<Duration, ConfigError> {
-    let ms = env.bounded("REDTAIL_REPLICA_ACK_TIMEOUT_MS", 1000, 10, 4000)?;
+    let ms = env.bounded(&vars::REPLICA_ACK_TIMEOUT_MS, 10, 4000)?;
     Ok(Duration::from_millis(ms))
 }
 
 /// `REDTAIL_MULTILINE*`: each mistake named by the variable that holds it.
 fn multiline(env: &Env, max_line_bytes: usize) -> Result<MultilineConfig, ConfigError> {
-    let name = env.string("REDTAIL_MULTILINE", "off");
-    let start = env.optional_string("REDTAIL_MULTILINE_START");
+    let name = env.string(&vars::MULTILINE)?;
+    let start = env.optional_string(&vars::MULTILINE_START);
     let mode = MultilineMode::parse(&name, start.as_deref()).map_err(|e| {
         let var = match e {
-            MultilineError::UnknownMode(_) => "REDTAIL_MULTILINE",
+            MultilineError::UnknownMode(_) => vars::MULTILINE.name,
             MultilineError::MissingStart
             | MultilineError::UnusedStart
-            | MultilineError::BadStart(_) => "REDTAIL_MULTILINE_START",
+            | MultilineError::BadStart(_) => vars::MULTILINE_START.name,
         };
         let detail = match &e {
             MultilineError::UnknownMode(_) => {
@@ -164,65 +154,54 @@ fn multiline(env: &Env, max_line_bytes: usize) -> Result<MultilineConfig, Config
     })?;
     Ok(MultilineConfig {
         mode,
-        timeout: env.millis(
-            "REDTAIL_MULTILINE_TIMEOUT_MS",
-            MultilineConfig::DEFAULT_TIMEOUT.as_millis() as u64,
-            1,
-        )?,
-        max_lines: env.bounded(
-            "REDTAIL_MULTILINE_MAX_LINES",
-            MultilineConfig::DEFAULT_MAX_LINES as u64,
-            1,
-            1_000_000,
-        )? as usize,
+        timeout: env.millis(&vars::MULTILINE_TIMEOUT_MS, 1)?,
+        max_lines: env.bounded(&vars::MULTILINE_MAX_LINES, 1, 1_000_000)? as usize,
         max_bytes: max_line_bytes,
     })
 }
 
 pub fn subscribe(env: &Env) -> Result<redtail_subscriber::Config, ConfigError> {
     let target = env.redis_target()?;
-    let output_format = match env.choice("REDTAIL_OUTPUT_FORMAT", "udm", &["udm", "raw"])? {
+    let output_format = match env.choice(&vars::OUTPUT_FORMAT, &["udm", "raw"])? {
         "raw" => redtail_subscriber::OutputFormat::Raw,
         _ => redtail_subscriber::OutputFormat::Udm,
     };
-    let output_path = match env.string("REDTAIL_OUTPUT_PATH", "-").as_str() {
+    let output_path = match env.string(&vars::OUTPUT_PATH)?.as_str() {
         "-" => None,
         p => Some(std::path::PathBuf::from(p)),
     };
     let config = redtail_subscriber::Config {
         target,
-        stream: env.string("REDTAIL_STREAM", "redtail:logs"),
-        channel: env.string("REDTAIL_CHANNEL", "logs"),
+        stream: env.string(&vars::STREAM)?,
+        channel: env.string(&vars::CHANNEL)?,
         pubsub: pubsub(env)?,
-        group: env.string("REDTAIL_GROUP", "redtail"),
+        group: env.string(&vars::GROUP)?,
         consumer: env
-            .optional_string("REDTAIL_CONSUMER")
+            .optional_string(&vars::CONSUMER)
             .unwrap_or_else(host_name),
         output_format,
         output_path,
-        claim_idle: env.millis("REDTAIL_CLAIM_IDLE_MS", 30_000, 10)?,
+        claim_idle: env.millis(&vars::CLAIM_IDLE_MS, 10)?,
         batch_size: 512,
         block: Duration::from_secs(1),
         parse: env.parse(
-            "REDTAIL_PARSE",
-            redtail_subscriber::ParseMode::Auto,
+            &vars::PARSE,
             "auto, json, logfmt, syslog, combined, text or regex",
         )?,
-        parse_regex: env.optional_string("REDTAIL_PARSE_REGEX"),
+        parse_regex: env.optional_string(&vars::PARSE_REGEX),
         udm: redtail_subscriber::UdmOptions {
-            vendor: env.optional_string("REDTAIL_UDM_VENDOR"),
-            product: env.optional_string("REDTAIL_UDM_PRODUCT"),
-            log_type: env.optional_string("REDTAIL_UDM_LOG_TYPE"),
+            vendor: env.optional_string(&vars::UDM_VENDOR),
+            product: env.optional_string(&vars::UDM_PRODUCT),
+            log_type: env.optional_string(&vars::UDM_LOG_TYPE),
             max_event_bytes: env.bounded(
-                "REDTAIL_UDM_MAX_EVENT_BYTES",
-                redtail_subscriber::UdmOptions::DEFAULT_MAX_EVENT_BYTES as u64,
+                &vars::UDM_MAX_EVENT_BYTES,
                 redtail_subscriber::UdmOptions::MIN_MAX_EVENT_BYTES as u64,
                 64 << 20,
             )? as usize,
         },
-        stream_refresh: env.millis("REDTAIL_STREAM_REFRESH_MS", 5000, 100)?,
+        stream_refresh: env.millis(&vars::STREAM_REFRESH_MS, 100)?,
         sink: crate::secops_env::sink(env)?.map(Box::new),
-        dead_consumer_idle: env.millis("REDTAIL_DEAD_CONSUMER_IDLE_MS", 3_600_000, 1000)?,
+        dead_consumer_idle: env.millis(&vars::DEAD_CONSUMER_IDLE_MS, 1000)?,
     };
     if config.parse == redtail_subscriber::ParseMode::Forced(redtail_subscriber::ParseFormat::Regex)
     {

@@ -1,6 +1,6 @@
 //! Process plumbing around a role: logging, metrics registry, admin server,
-//! signals and the shutdown deadline. Every role goes through here, so they
-//! all start, report and stop the same way.
+//! signals and the shutdown deadline, and the roles' start-up on it. Every command
+//! goes through here, so they all start, report and stop the same way.
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -11,7 +11,9 @@ use redtail_telemetry::metrics::CommonMetrics;
 use redtail_telemetry::readiness::{Liveness, Readiness};
 use redtail_telemetry::shutdown::{self, Shutdown};
 
-use crate::roles::Process;
+use crate::env::{ConfigError, Env};
+use crate::roles::{self, Process};
+use crate::vars::Command;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -109,4 +111,83 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
+}
+
+/// A command's validated configuration: everything is parsed before the runtime starts.
+#[derive(Debug)]
+pub enum Role {
+    Generate(redtail_generator::Config),
+    Watch(redtail_watcher::Config),
+    Subscribe(redtail_subscriber::Config),
+    Demo(crate::demo::DemoPlan),
+}
+
+impl Role {
+    pub fn from_env(command: &Command, env: &Env) -> Result<Role, ConfigError> {
+        Ok(match command.name {
+            "generate" => Role::Generate(roles::generate(env)?),
+            "watch" => Role::Watch(roles::watch(env)?),
+            "subscribe" => Role::Subscribe(roles::subscribe(env)?),
+            _ => Role::Demo(crate::demo::plan(env)?),
+        })
+    }
+
+    pub async fn run(self, ctx: RoleContext) -> Result<(), String> {
+        match self {
+            Role::Generate(config) => generate(config, &ctx).await,
+            Role::Watch(config) => watch(config, &ctx).await,
+            Role::Subscribe(config) => subscribe(config, &ctx).await,
+            Role::Demo(plan) => crate::demo::run(plan, &ctx).await,
+        }
+    }
+}
+
+/// `redtail generate` (also the demo's generator).
+pub async fn generate(config: redtail_generator::Config, ctx: &RoleContext) -> Result<(), String> {
+    let metrics = redtail_generator::Metrics::register(&ctx.registry).map_err(|e| e.to_string())?;
+    ctx.readiness.set_ok("generator");
+    let summary =
+        redtail_generator::run(config, metrics, ctx.liveness.clone(), ctx.shutdown.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+    tracing::info!(
+        lines = summary.lines,
+        next_seq = summary.next_seq,
+        "Generator stopped."
+    );
+    Ok(())
+}
+
+/// `redtail watch` (also the demo's watcher).
+pub async fn watch(config: redtail_watcher::Config, ctx: &RoleContext) -> Result<(), String> {
+    let metrics = redtail_watcher::Metrics::register(&ctx.registry).map_err(|e| e.to_string())?;
+    redtail_watcher::run(
+        config,
+        metrics,
+        ctx.common.redis_up.clone(),
+        ctx.readiness.clone(),
+        ctx.liveness.clone(),
+        ctx.shutdown.clone(),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// `redtail subscribe` (also the demo's subscriber).
+pub async fn subscribe(
+    config: redtail_subscriber::Config,
+    ctx: &RoleContext,
+) -> Result<(), String> {
+    let metrics =
+        redtail_subscriber::Metrics::register(&ctx.registry).map_err(|e| e.to_string())?;
+    redtail_subscriber::run(
+        config,
+        metrics,
+        ctx.common.redis_up.clone(),
+        ctx.readiness.clone(),
+        ctx.liveness.clone(),
+        ctx.shutdown.clone(),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }

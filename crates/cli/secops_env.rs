@@ -7,15 +7,16 @@ use redtail_secops::auth::ServiceAccount;
 use redtail_secops::{Api, CredentialsSource, SecopsConfig};
 
 use crate::env::{ConfigError, Env};
+use crate::vars;
 
 /// `None` with `REDTAIL_SINK=file` (the default).
 pub fn sink(env: &Env) -> Result<Option<SecopsConfig>, ConfigError> {
-    if env.choice("REDTAIL_SINK", "file", &["file", "secops"])? == "file" {
+    if env.choice(&vars::SINK, &["file", "secops"])? == "file" {
         return Ok(None);
     }
-    let api: Api = env.parse("REDTAIL_SECOPS_API", Api::Logs, "logs, events or legacy")?;
+    let api: Api = env.parse(&vars::SECOPS_API, "logs, events or legacy")?;
     let endpoint = env
-        .optional_string("REDTAIL_SECOPS_ENDPOINT")
+        .optional_string(&vars::SECOPS_ENDPOINT)
         .ok_or_else(|| {
             ConfigError(
                 "REDTAIL_SECOPS_ENDPOINT: required with REDTAIL_SINK=secops (e.g. https://us-chronicle.googleapis.com)"
@@ -24,32 +25,30 @@ pub fn sink(env: &Env) -> Result<Option<SecopsConfig>, ConfigError> {
         })?;
     let credentials = credentials(env)?;
     let mut c = SecopsConfig::new(api, endpoint.trim_end_matches('/'), credentials);
-    c.instance = env.optional_string("REDTAIL_SECOPS_INSTANCE");
-    c.customer_id = env.optional_string("REDTAIL_SECOPS_CUSTOMER_ID");
-    c.log_type = env.optional_string("REDTAIL_SECOPS_LOG_TYPE");
-    c.namespace = env.optional_string("REDTAIL_SECOPS_NAMESPACE");
+    c.instance = env.optional_string(&vars::SECOPS_INSTANCE);
+    c.customer_id = env.optional_string(&vars::SECOPS_CUSTOMER_ID);
+    c.log_type = env.optional_string(&vars::SECOPS_LOG_TYPE);
+    c.namespace = env.optional_string(&vars::SECOPS_NAMESPACE);
     let cap = match api {
         Api::Legacy => SecopsConfig::LEGACY_MAX_BYTES,
         _ => SecopsConfig::API_MAX_BYTES,
     } as u64;
-    c.batch_bytes = env.bounded(
-        "REDTAIL_SECOPS_BATCH_BYTES",
-        SecopsConfig::default_batch_bytes(api) as u64,
-        1024,
-        cap,
-    )? as usize;
+    // Unset, the API's own default (the help text names both; a test checks it).
+    c.batch_bytes = match env.is_set(&vars::SECOPS_BATCH_BYTES) {
+        true => env.bounded(&vars::SECOPS_BATCH_BYTES, 1024, cap)? as usize,
+        false => SecopsConfig::default_batch_bytes(api),
+    };
     c.batch_entries = env.bounded(
-        "REDTAIL_SECOPS_BATCH_ENTRIES",
-        SecopsConfig::DEFAULT_BATCH_ENTRIES as u64,
+        &vars::SECOPS_BATCH_ENTRIES,
         1,
         SecopsConfig::API_MAX_ENTRIES as u64,
     )? as usize;
-    c.batch_wait = env.millis("REDTAIL_SECOPS_BATCH_MS", 5000, 1)?;
-    c.gzip = env.choice("REDTAIL_SECOPS_GZIP", "false", &["true", "false"])? == "true";
-    c.max_age = env.millis("REDTAIL_SECOPS_MAX_AGE_MS", 86_400_000, 1)?;
-    c.request_timeout = env.millis("REDTAIL_SECOPS_TIMEOUT_MS", 60_000, 10)?;
-    c.retry_base = env.millis("REDTAIL_SECOPS_RETRY_BASE_MS", 1000, 1)?;
-    c.not_ready_retry = env.millis("REDTAIL_SECOPS_NOT_READY_RETRY_MS", 60_000, 1)?;
+    c.batch_wait = env.millis(&vars::SECOPS_BATCH_MS, 1)?;
+    c.gzip = env.choice(&vars::SECOPS_GZIP, &["true", "false"])? == "true";
+    c.max_age = env.millis(&vars::SECOPS_MAX_AGE_MS, 1)?;
+    c.request_timeout = env.millis(&vars::SECOPS_TIMEOUT_MS, 10)?;
+    c.retry_base = env.millis(&vars::SECOPS_RETRY_BASE_MS, 1)?;
+    c.not_ready_retry = env.millis(&vars::SECOPS_NOT_READY_RETRY_MS, 1)?;
     c.validate().map_err(|e| ConfigError(e.to_string()))?;
     Ok(Some(c))
 }
@@ -57,7 +56,7 @@ pub fn sink(env: &Env) -> Result<Option<SecopsConfig>, ConfigError> {
 /// The key file (checked now: a file that is not a service-account key is a usage error),
 /// else the metadata server.
 fn credentials(env: &Env) -> Result<CredentialsSource, ConfigError> {
-    let (name, path) = match env.optional_string("REDTAIL_SECOPS_CREDENTIALS") {
+    let (name, path) = match env.optional_string(&vars::SECOPS_CREDENTIALS) {
         Some(p) => ("REDTAIL_SECOPS_CREDENTIALS", Some(p)),
         None => (
             "GOOGLE_APPLICATION_CREDENTIALS",

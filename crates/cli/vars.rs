@@ -1,382 +1,232 @@
-//! The environment variables each role reads: one table drives parsing,
-//! defaults and `--help`, so the three can never disagree.
+//! The environment variables each command reads. Every variable is one [`Var`]: the parser
+//! takes its default from it (`Env` reads a `&Var`, never a name and a literal) and `--help`
+//! prints the same [`Unset`], so the two cannot disagree (the tests check every command).
 
-/// One variable: name, default as shown in `--help`, meaning.
+mod producers;
+mod subscriber;
+
+pub use producers::*;
+pub use subscriber::*;
+
+/// What applies when a variable is unset (or blank).
+#[derive(Clone, Copy, Debug)]
+pub enum Unset {
+    /// This value, exactly as if it had been set: parsed and checked like one.
+    Value(&'static str),
+    /// This number (often a library's own default constant), parsed like a set value.
+    Number(u64),
+    /// No value: the text says what happens instead (`(host name)`, `(none)`...).
+    Described(&'static str),
+    /// `REDTAIL_METRICS_ADDR`: each command has its own port ([`Command::metrics_addr`]).
+    MetricsAddr,
+}
+
+/// One variable: name, what applies when unset, meaning.
+#[derive(Debug)]
 pub struct Var {
     pub name: &'static str,
-    pub default: &'static str,
+    pub unset: Unset,
     pub help: &'static str,
 }
 
-const fn var(name: &'static str, default: &'static str, help: &'static str) -> Var {
-    Var {
-        name,
-        default,
-        help,
+const fn var(name: &'static str, unset: Unset, help: &'static str) -> Var {
+    Var { name, unset, help }
+}
+
+impl Var {
+    /// The value used when unset (`None` for a described default), as `command` shows it.
+    pub fn default_text(&self, command: &Command) -> Option<String> {
+        match self.unset {
+            Unset::Value(v) => Some(v.to_string()),
+            Unset::Number(n) => Some(n.to_string()),
+            Unset::Described(_) => None,
+            Unset::MetricsAddr => Some(command.metrics_addr.to_string()),
+        }
+    }
+
+    /// What `--help` shows as the default.
+    fn shown(&self, command: &Command) -> String {
+        match self.unset {
+            Unset::Described(text) => text.to_string(),
+            _ => self.default_text(command).unwrap_or_default(),
+        }
     }
 }
 
-pub const REDIS: &[Var] = &[
-    var(
-        "REDTAIL_REDIS_URL",
-        "redis://127.0.0.1:6379",
-        "redis:// or rediss:// (TLS), optional user:password@, optional /db; cluster: seed URLs separated by commas",
-    ),
-    var(
-        "REDTAIL_REDIS_CLUSTER",
-        "false",
-        "true: Redis Cluster (one stream per source, <stream>:{<source>}; registry set <stream>:streams)",
-    ),
-    var(
-        "REDTAIL_REDIS_CA_PATH",
-        "(system roots)",
-        "PEM CA bundle that signed the server certificate (rediss://)",
-    ),
-    var(
-        "REDTAIL_REDIS_CLIENT_CERT_PATH",
-        "(none)",
-        "PEM client certificate for mutual TLS (with the key)",
-    ),
-    var(
-        "REDTAIL_REDIS_CLIENT_KEY_PATH",
-        "(none)",
-        "PEM client key for mutual TLS",
-    ),
-    var(
-        "REDTAIL_MODE",
-        "stream",
-        "stream (Redis Streams, durable) or pubsub (PUBLISH/SUBSCRIBE)",
-    ),
-    var("REDTAIL_STREAM", "redtail:logs", "stream key (stream mode)"),
-    var("REDTAIL_CHANNEL", "logs", "channel (pubsub mode)"),
+/// One command: what it does, where its admin server listens by default, which roles it
+/// runs (build-info labels, readiness conditions) and the variables it reads.
+pub struct Command {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub metrics_addr: &'static str,
+    pub roles: &'static [&'static str],
+    pub vars: &'static [&'static [Var]],
+}
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "generate",
+        summary: "append JSON log lines to a file",
+        metrics_addr: "0.0.0.0:9101",
+        roles: &["generate"],
+        vars: &[GENERATE, PROCESS],
+    },
+    Command {
+        name: "watch",
+        summary: "tail log files and publish every line to Redis exactly once",
+        metrics_addr: "0.0.0.0:9102",
+        roles: &["watch"],
+        vars: &[WATCH, REDIS, PROCESS],
+    },
+    Command {
+        name: "subscribe",
+        summary: "consume lines from Redis and write normalized events",
+        metrics_addr: "0.0.0.0:9103",
+        roles: &["subscribe"],
+        vars: &[SUBSCRIBE, SECOPS, REDIS, PROCESS],
+    },
+    Command {
+        name: "demo",
+        summary: "generator, watcher and subscriber together, locally",
+        metrics_addr: "127.0.0.1:0",
+        roles: &["generate", "watch", "subscribe"],
+        vars: &[DEMO, PROCESS],
+    },
 ];
 
-pub const PROCESS: &[Var] = &[
-    var(
-        "REDTAIL_METRICS_ADDR",
-        "0.0.0.0:<role port>",
-        "listen address for /metrics, /healthz, /readyz; off disables; port 0 picks one",
-    ),
-    var(
-        "REDTAIL_LOG_FORMAT",
-        "text",
-        "this process's own logs on stderr: text or json",
-    ),
-    var("RUST_LOG", "info", "filter for this process's own logs"),
-    var(
-        "REDTAIL_SHUTDOWN_TIMEOUT_MS",
-        "10000",
-        "longest graceful shutdown before giving up",
-    ),
-    var(
-        "REDTAIL_LIVENESS_TIMEOUT_MS",
-        "60000",
-        "/healthz fails once the main loop made no progress for this long (stuck, not busy)",
-    ),
-];
+pub fn command(name: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
 
-pub const GENERATE: &[Var] = &[
-    var(
-        "REDTAIL_LOG_PATH",
-        "/var/log/app/app.log",
-        "file to append to (created with its directory)",
-    ),
-    var(
-        "REDTAIL_RATE",
-        "10",
-        "lines per second; 0 = as fast as possible",
-    ),
-    var(
-        "REDTAIL_COUNT",
-        "0",
-        "stop after this many lines; 0 = until signalled",
-    ),
-    var(
-        "REDTAIL_SEED",
-        "(random)",
-        "seed for the level/message choice",
-    ),
-    var(
-        "REDTAIL_ROTATE_BYTES",
-        "0",
-        "rotate to <path>.1 when the file would exceed this size; 0 = never",
-    ),
-    var("REDTAIL_ROTATE_KEEP", "5", "rotated files kept"),
-];
+impl Command {
+    /// The variables it reads, in `--help` order.
+    pub fn all_vars(&self) -> impl Iterator<Item = &'static Var> {
+        self.vars.iter().flat_map(|g| g.iter())
+    }
 
-pub const WATCH: &[Var] = &[
-    var(
-        "REDTAIL_LOG_PATH",
-        "/var/log/app/app.log",
-        "file to tail; a glob in the file name tails every match",
-    ),
-    var(
-        "REDTAIL_CHECKPOINT_PATH",
-        "/var/lib/redtail/checkpoint.json",
-        "checkpoint file (its directory must be writable)",
-    ),
-    var(
-        "REDTAIL_CHECKPOINT_EVERY_LINES",
-        "1000",
-        "write the checkpoint after this many published lines...",
-    ),
-    var(
-        "REDTAIL_CHECKPOINT_INTERVAL_MS",
-        "1000",
-        "...or after this long, whichever first (and at shutdown)",
-    ),
-    var(
-        "REDTAIL_START_AT",
-        "beginning",
-        "first start, file with no checkpoint: beginning or end",
-    ),
-    var(
-        "REDTAIL_SOURCE",
-        "(host name)",
-        "source id of this watcher (the pod name)",
-    ),
-    var(
-        "REDTAIL_MAX_LINE_BYTES",
-        "1048576",
-        "longer lines are cut to this size, flagged and counted",
-    ),
-    var(
-        "REDTAIL_BATCH_MAX_LINES",
-        "1024",
-        "most lines sent to Redis in one round trip",
-    ),
-    var(
-        "REDTAIL_BATCH_MAX_BYTES",
-        "1048576",
-        "most line bytes in one round trip (bounds memory)",
-    ),
-    var(
-        "REDTAIL_BATCH_LINGER_MS",
-        "20",
-        "longest wait after a batch that was not full, so live-rate lines go out together; 0 = off",
-    ),
-    var(
-        "REDTAIL_STREAM_MAXLEN",
-        "1000000",
-        "approximate stream trim (MAXLEN ~); 0 = no trim",
-    ),
-    var(
-        "REDTAIL_POLL_INTERVAL_MS",
-        "250",
-        "polling fallback when file events are not delivered",
-    ),
-    var(
-        "REDTAIL_ROTATE_WAIT_MS",
-        "5000",
-        "a file renamed or deleted away is re-read until it has not grown for this long",
-    ),
-    var(
-        "REDTAIL_MAX_OPEN_FILES",
-        "256",
-        "most files held open at once; idle ones are closed and reopened when they grow",
-    ),
-    var(
-        "REDTAIL_CLOSE_INACTIVE_MS",
-        "300000",
-        "a file that has not grown for this long is closed (its position kept)",
-    ),
-    var(
-        "REDTAIL_REPLICA_ACKS",
-        "0",
-        "WAIT for this many replicas to acknowledge each batch before committing it; 0 = off",
-    ),
-    var(
-        "REDTAIL_REPLICA_ACK_TIMEOUT_MS",
-        "1000",
-        "longest WAIT per batch (below 5000); a shortfall resends the batch and waits again",
-    ),
-    var(
-        "REDTAIL_MULTILINE",
-        "off",
-        "multi-line events: off, java, python, go, indented, or regex",
-    ),
-    var(
-        "REDTAIL_MULTILINE_START",
-        "(none)",
-        "with regex: a line matching it starts an event, any other continues it",
-    ),
-    var(
-        "REDTAIL_MULTILINE_TIMEOUT_MS",
-        "1000",
-        "an open event is published after this long without a new line",
-    ),
-    var(
-        "REDTAIL_MULTILINE_MAX_LINES",
-        "500",
-        "an event is cut (trunc 1) beyond this many lines or REDTAIL_MAX_LINE_BYTES",
-    ),
-];
-
-pub const SUBSCRIBE: &[Var] = &[
-    var(
-        "REDTAIL_GROUP",
-        "redtail",
-        "consumer group (created from the start of the stream if missing)",
-    ),
-    var(
-        "REDTAIL_CONSUMER",
-        "(host name)",
-        "consumer name within the group",
-    ),
-    var(
-        "REDTAIL_OUTPUT_FORMAT",
-        "udm",
-        "udm (normalized JSON event per line) or raw (the line as published)",
-    ),
-    var(
-        "REDTAIL_OUTPUT_PATH",
-        "-",
-        "- = stdout; otherwise a file, appended to",
-    ),
-    var(
-        "REDTAIL_CLAIM_IDLE_MS",
-        "30000",
-        "claim entries pending this long on another (dead) consumer",
-    ),
-    var(
-        "REDTAIL_STREAM_REFRESH_MS",
-        "5000",
-        "cluster: re-read the stream registry this often to find new sources",
-    ),
-    var(
-        "REDTAIL_PARSE",
-        "auto",
-        "auto (per line), json, logfmt, syslog, combined, text or regex",
-    ),
-    var(
-        "REDTAIL_PARSE_REGEX",
-        "(none)",
-        "with REDTAIL_PARSE=regex: a regex with named groups (timestamp, level, message, host, user, src_ip, method, url, status, user_agent, referrer; others go to additional)",
-    ),
-    var(
-        "REDTAIL_UDM_VENDOR",
-        "(omitted)",
-        "metadata.vendor_name",
-    ),
-    var(
-        "REDTAIL_UDM_PRODUCT",
-        "(the line's service/app, else the source)",
-        "metadata.product_name",
-    ),
-    var(
-        "REDTAIL_UDM_LOG_TYPE",
-        "(omitted)",
-        "metadata.log_type",
-    ),
-    var(
-        "REDTAIL_UDM_MAX_EVENT_BYTES",
-        "1000000",
-        "longest UDM event (16384 or more); a larger one is cut (description and additional first) and flagged",
-    ),
-];
-
-pub const SECOPS: &[Var] = &[
-    var(
-        "REDTAIL_SINK",
-        "file",
-        "file (REDTAIL_OUTPUT_PATH) or secops (deliver to Google SecOps; stream mode, single Redis)",
-    ),
-    var(
-        "REDTAIL_SECOPS_API",
-        "logs",
-        "logs (raw lines, logs:import), events (UDM, events:import) or legacy (unstructuredlogentries:batchCreate, deprecated)",
-    ),
-    var(
-        "REDTAIL_SECOPS_ENDPOINT",
-        "(required)",
-        "base URL, e.g. https://us-chronicle.googleapis.com (legacy: https://malachiteingestion-pa.googleapis.com)",
-    ),
-    var(
-        "REDTAIL_SECOPS_INSTANCE",
-        "(required but legacy)",
-        "projects/<p>/locations/<l>/instances/<customer id>",
-    ),
-    var("REDTAIL_SECOPS_CUSTOMER_ID", "(none)", "legacy only: the customer id"),
-    var(
-        "REDTAIL_SECOPS_LOG_TYPE",
-        "(required for logs, legacy)",
-        "the SecOps log type, e.g. NGINX, JSON",
-    ),
-    var(
-        "REDTAIL_SECOPS_NAMESPACE",
-        "(none)",
-        "environmentNamespace (legacy namespace)",
-    ),
-    var(
-        "REDTAIL_SECOPS_CREDENTIALS",
-        "$GOOGLE_APPLICATION_CREDENTIALS",
-        "service-account key JSON; unset: the metadata server (GKE Workload Identity; GCE_METADATA_HOST overrides its address)",
-    ),
-    var(
-        "REDTAIL_SECOPS_BATCH_BYTES",
-        "3500000 (legacy 950000)",
-        "most bytes of uncompressed request body",
-    ),
-    var("REDTAIL_SECOPS_BATCH_ENTRIES", "1000", "most entries per request"),
-    var("REDTAIL_SECOPS_BATCH_MS", "5000", "longest wait to fill a batch"),
-    var("REDTAIL_SECOPS_GZIP", "false", "gzip request bodies (Content-Encoding: gzip)"),
-    var(
-        "REDTAIL_SECOPS_MAX_AGE_MS",
-        "86400000",
-        "a batch still failing after this long goes to the <stream>:deadletter stream",
-    ),
-    var(
-        "REDTAIL_SECOPS_TIMEOUT_MS",
-        "60000",
-        "longest wait for one reply from SecOps or the token endpoint",
-    ),
-    var(
-        "REDTAIL_SECOPS_RETRY_BASE_MS",
-        "1000",
-        "first retry delay (doubles with jitter up to 5 min)",
-    ),
-    var(
-        "REDTAIL_SECOPS_NOT_READY_RETRY_MS",
-        "60000",
-        "retry interval while SecOps refuses the configuration (403, 404, 401 after a refresh)",
-    ),
-    var(
-        "REDTAIL_DEAD_CONSUMER_IDLE_MS",
-        "3600000",
-        "remove group consumers idle this long with nothing pending (pods of earlier rollouts)",
-    ),
-];
-
-/// The variables a command reads, in `--help` order.
-pub fn for_command(command: &str) -> Vec<&'static Var> {
-    let groups: &[&[Var]] = match command {
-        "generate" => &[GENERATE, PROCESS],
-        "watch" => &[WATCH, REDIS, PROCESS],
-        "subscribe" => &[SUBSCRIBE, SECOPS, REDIS, PROCESS],
-        "demo" => &[REDIS, PROCESS],
-        _ => &[],
-    };
-    groups.iter().flat_map(|g| g.iter()).collect()
+    pub fn help_text(&self) -> String {
+        let mut out = format!(
+            "redtail {0}: {1}\n\nUsage: redtail {0}\n\nEnvironment variables:\n",
+            self.name, self.summary
+        );
+        let width = self.all_vars().map(|v| v.name.len()).max().unwrap_or(0);
+        for v in self.all_vars() {
+            out.push_str(&format!(
+                "  {:width$}  {} (default: {})\n",
+                v.name,
+                v.help,
+                v.shown(self)
+            ));
+        }
+        out
+    }
 }
 
 /// Every REDTAIL_ variable any command knows (to warn about typos).
 pub fn all_names() -> impl Iterator<Item = &'static str> {
-    [REDIS, PROCESS, GENERATE, WATCH, SUBSCRIBE, SECOPS]
-        .into_iter()
-        .flat_map(|g| g.iter().map(|v| v.name))
+    COMMANDS.iter().flat_map(|c| c.all_vars()).map(|v| v.name)
 }
 
-pub fn help_text(command: &str, summary: &str) -> String {
-    let mut out = format!(
-        "redtail {command}: {summary}\n\nUsage: redtail {command}\n\nEnvironment variables:\n"
-    );
-    let vars = for_command(command);
-    let width = vars.iter().map(|v| v.name.len()).max().unwrap_or(0);
-    for v in vars {
-        out.push_str(&format!(
-            "  {:width$}  {} (default: {})\n",
-            v.name, v.help, v.default
-        ));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::Env;
+    use crate::runner::Role;
+
+    /// Settings under which `subscribe` reads the SecOps variables too.
+    const SECOPS_ON: &[(&str, &str)] = &[
+        ("REDTAIL_SINK", "secops"),
+        (
+            "REDTAIL_SECOPS_ENDPOINT",
+            "https://us-chronicle.googleapis.com",
+        ),
+        (
+            "REDTAIL_SECOPS_INSTANCE",
+            "projects/p/locations/us/instances/i",
+        ),
+        ("REDTAIL_SECOPS_LOG_TYPE", "JSON"),
+    ];
+
+    /// Everything `command` makes of `pairs` (process settings and role configuration), and
+    /// the names it looked at.
+    fn parse(command: &Command, pairs: &[(&str, &str)]) -> (String, Vec<&'static str>) {
+        let env = Env::from_iter(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .expect("environment");
+        let process = crate::roles::process(&env, command)
+            .unwrap_or_else(|e| panic!("{} {pairs:?}: {e}", command.name));
+        let role = Role::from_env(command, &env)
+            .unwrap_or_else(|e| panic!("{} {pairs:?}: {e}", command.name));
+        (format!("{process:?}\n{role:?}"), env.names_read())
     }
-    out
+
+    /// The settings each command is checked under: plain, and for `subscribe` with the
+    /// SecOps sink on.
+    fn settings(command: &Command) -> Vec<&'static [(&'static str, &'static str)]> {
+        match command.name {
+            "subscribe" => vec![&[], SECOPS_ON],
+            _ => vec![&[]],
+        }
+    }
+
+    #[test]
+    fn every_default_in_help_is_what_the_parser_uses() {
+        for command in COMMANDS {
+            for base in settings(command) {
+                let (unset, _) = parse(command, base);
+                for var in command.all_vars() {
+                    let Some(shown) = var.default_text(command) else {
+                        continue;
+                    };
+                    if base.iter().any(|(k, _)| *k == var.name) {
+                        continue;
+                    }
+                    let mut pairs = base.to_vec();
+                    pairs.push((var.name, &shown));
+                    let (set, _) = parse(command, &pairs);
+                    assert_eq!(
+                        set, unset,
+                        "redtail {}: {}={shown} (its --help default) is not what applies when it is unset",
+                        command.name, var.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_variable_read_is_in_the_help() {
+        for command in COMMANDS {
+            let listed: Vec<&str> = command.all_vars().map(|v| v.name).collect();
+            for base in settings(command) {
+                let (_, read) = parse(command, base);
+                for name in read {
+                    assert!(
+                        listed.contains(&name),
+                        "redtail {} reads {name}, but its --help does not list it",
+                        command.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn described_defaults_name_the_library_values() {
+        use redtail_secops::SecopsConfig;
+        assert_eq!(
+            SECOPS_BATCH_BYTES.shown(&COMMANDS[2]),
+            format!(
+                "{} (legacy {})",
+                SecopsConfig::DEFAULT_BATCH_BYTES,
+                SecopsConfig::DEFAULT_LEGACY_BATCH_BYTES
+            )
+        );
+        for command in COMMANDS {
+            let help = command.help_text();
+            assert!(
+                help.contains(&format!("(default: {})", command.metrics_addr)),
+                "{help}"
+            );
+        }
+    }
 }
