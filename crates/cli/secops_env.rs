@@ -93,14 +93,15 @@ fn credentials(env: &Env) -> Result<CredentialsSource, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_iter(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
     }
 
-    const BASE: &[(&str, &str)] = &[
+    /// The least that turns the SecOps sink on (also used by the `--help` agreement tests).
+    pub(crate) const BASE: &[(&str, &str)] = &[
         ("REDTAIL_SINK", "secops"),
         (
             "REDTAIL_SECOPS_ENDPOINT",

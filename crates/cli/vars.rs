@@ -134,18 +134,7 @@ mod tests {
     use crate::runner::Role;
 
     /// Settings under which `subscribe` reads the SecOps variables too.
-    const SECOPS_ON: &[(&str, &str)] = &[
-        ("REDTAIL_SINK", "secops"),
-        (
-            "REDTAIL_SECOPS_ENDPOINT",
-            "https://us-chronicle.googleapis.com",
-        ),
-        (
-            "REDTAIL_SECOPS_INSTANCE",
-            "projects/p/locations/us/instances/i",
-        ),
-        ("REDTAIL_SECOPS_LOG_TYPE", "JSON"),
-    ];
+    const SECOPS_ON: &[(&str, &str)] = crate::secops_env::tests::BASE;
 
     /// Everything `command` makes of `pairs` (process settings and role configuration), and
     /// the names it looked at.
