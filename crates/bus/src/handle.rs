@@ -3,13 +3,12 @@
 //!
 //! Why an enum rather than a trait object: every caller builds `redis::Cmd`s and runs them with
 //! `query_async`, which needs `redis::aio::ConnectionLike`; implementing it once here keeps
-//! every command site identical in both modes. The few things only a cluster needs (sending a
-//! command to the primary of one key's slot, e.g. `WAIT`) are methods here.
+//! every command site identical in both modes. (`WAIT` is not sent on its own: it goes in one
+//! pipeline with the write it is about, see `Publisher::publish_replicated`.)
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 /// A connected handle; clones share the underlying socket(s).
 #[derive(Clone)]
@@ -23,32 +22,6 @@ pub enum RedisConn {
 impl RedisConn {
     pub fn is_cluster(&self) -> bool {
         matches!(self, RedisConn::Cluster(_))
-    }
-
-    /// Runs `cmd` on the primary that owns `key`'s slot, whatever the command's own routing
-    /// rule says. A standalone connection has one server: the command goes there.
-    ///
-    /// Needed for `WAIT`: redis-rs sends a key-less `WAIT` to every primary and takes the
-    /// minimum, but `WAIT` only means something on the connection that did the write (it counts
-    /// replicas that acknowledged *that client's* last write), i.e. the slot's primary.
-    pub async fn query_on_key_primary<T: FromRedisValue>(
-        &mut self,
-        key: &str,
-        cmd: &Cmd,
-    ) -> RedisResult<T> {
-        match self {
-            RedisConn::Single(conn) => cmd.query_async(conn).await,
-            RedisConn::Cluster(conn) => {
-                let route = Route::with_key(key.as_bytes(), SlotAddr::Master);
-                let value = conn
-                    .route_command(
-                        cmd.clone(),
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
-                    )
-                    .await?;
-                Ok(redis::from_redis_value(value)?)
-            }
-        }
     }
 }
 

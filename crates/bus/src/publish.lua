@@ -75,5 +75,12 @@ if added > 0 then
       trim_error = trimmed.err
     end
   end
+elseif skipped > 0 then
+  -- Everything was there already (a resend, or a restart from an older checkpoint): write
+  -- the same offset again anyway. A WAIT after this call counts the replicas that have this
+  -- connection's last write; newer Redis versions record that offset only for a command that
+  -- was replicated (7.0 records it after any command), so without a write here a WAIT on a
+  -- new connection would vouch for lines another connection wrote that no replica has yet.
+  redis.call('HSET', KEYS[1], field, committed_str)
 end
 return {added, skipped, committed_str, trim_error, 0}

@@ -70,13 +70,28 @@ impl Drain {
     /// the budget. An attempt still running at the deadline is dropped. Safe: the script is
     /// atomic, and whether or not it ran, the restart resumes from Redis's offset when that
     /// is ahead of the checkpoint.
+    ///
+    /// With `replicas` > 0 the attempt also waits (up to `ack_timeout`) for that many
+    /// replicas, in the same round trip as the script (see `Publisher::publish_replicated`),
+    /// and returns how many acknowledged; with 0, `None` in its place.
     pub async fn attempt(
         &mut self,
         publisher: &mut Publisher,
         request: &PublishBatch<'_>,
+        replicas: u32,
+        ack_timeout: Duration,
         shutdown: &Shutdown,
-    ) -> Option<Result<PublishOutcome, BusError>> {
-        let publish = publisher.publish(request);
+    ) -> Option<Result<(PublishOutcome, Option<u64>), BusError>> {
+        let publish = async {
+            if replicas == 0 {
+                publisher.publish(request).await.map(|o| (o, None))
+            } else {
+                publisher
+                    .publish_replicated(request, replicas, ack_timeout)
+                    .await
+                    .map(|(o, acked)| (o, Some(acked)))
+            }
+        };
         tokio::pin!(publish);
         if !self.started() {
             tokio::select! {

@@ -245,13 +245,19 @@ impl Pipeline {
             let started = Instant::now();
             let attempt = self
                 .drain
-                .attempt(&mut self.publisher, &request, shutdown)
+                .attempt(
+                    &mut self.publisher,
+                    &request,
+                    self.replica_acks,
+                    self.replica_ack_timeout,
+                    shutdown,
+                )
                 .await;
             let Some(attempt) = attempt else {
                 return Ok(None);
             };
             let failure = match attempt {
-                Ok(outcome) => {
+                Ok((outcome, acked)) => {
                     self.metrics
                         .publish_duration
                         .observe(started.elapsed().as_secs_f64());
@@ -273,14 +279,7 @@ impl Pipeline {
                             self.metrics.trim_errors.inc();
                         }
                     }
-                    let waited = await_replicas(
-                        &mut self.publisher,
-                        &self.source,
-                        self.replica_acks,
-                        self.replica_ack_timeout,
-                    )
-                    .await;
-                    match waited {
+                    match enough_replicas(acked, self.replica_acks) {
                         Ok(()) => {
                             self.health.accepted();
                             if backoff.attempts() > 0 {
@@ -404,25 +403,17 @@ impl Pipeline {
     }
 }
 
-/// `WAIT replica_acks timeout` after a batch (when configured). Redis replication is
-/// asynchronous: without it, a batch acknowledged by a primary that fails before
-/// replicating it is lost while the checkpoint already moved past it. With it, the batch
-/// is committed locally only once that many replicas hold it; a shortfall sends the same
-/// batch again (idempotent: on a primary that kept it, nothing is appended; on a promoted
-/// replica that never got it, the missing lines are appended) and waits again.
-async fn await_replicas(
-    publisher: &mut Publisher,
-    source: &str,
-    replicas: u32,
-    timeout: Duration,
-) -> Result<(), Attempt> {
-    if replicas == 0 {
-        return Ok(());
-    }
-    match publisher.wait_replicas(source, replicas, timeout).await {
-        Ok(acked) if acked >= u64::from(replicas) => Ok(()),
-        Ok(acked) => Err(Attempt::Replicas { acked }),
-        Err(error) => Err(Attempt::Redis(error)),
+/// Whether the replicas that acknowledged a batch (`None`: not asked, `replica_acks` is 0)
+/// are enough to commit it. Redis replication is asynchronous: without `WAIT`, a batch
+/// acknowledged by a primary that fails before replicating it is lost while the checkpoint
+/// already moved past it. With it, the batch is committed locally only once that many
+/// replicas hold it; a shortfall sends the same batch again (idempotent: on a primary that
+/// kept it, nothing is appended; on a promoted replica that never got it, the missing lines
+/// are appended) and waits again.
+fn enough_replicas(acked: Option<u64>, replica_acks: u32) -> Result<(), Attempt> {
+    match acked {
+        Some(acked) if acked < u64::from(replica_acks) => Err(Attempt::Replicas { acked }),
+        _ => Ok(()),
     }
 }
 
