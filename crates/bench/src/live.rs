@@ -83,7 +83,7 @@ impl Live {
 /// then the generator writes `rate × duration` lines at `rate`.
 pub fn live(broker: &Broker, roles: &Roles, rate: u64, duration: Duration) -> Result<Live> {
     let name = format!("live-{rate}");
-    let log = roles.work.join(format!("{name}.log"));
+    let log = roles.app_dir()?.join(format!("{name}.log"));
     let output = roles.work.join(format!("{name}.udm"));
     let _ = std::fs::remove_file(&output);
     std::fs::write(&log, b"")?;
@@ -206,7 +206,7 @@ impl Idle {
 
 /// A watcher catches up with a small file, settles for a second, then is measured over `span`.
 pub fn idle(broker: &Broker, roles: &Roles, span: Duration) -> Result<Idle> {
-    let log = roles.work.join("idle.log");
+    let log = roles.app_dir()?.join("idle.log");
     let _ = std::fs::remove_file(&log);
     roles.prewrite(&log, 100)?;
     let mut watcher = roles.watcher("idle-watcher", &log, Mode::Stream, "bench:idle")?;

@@ -81,7 +81,7 @@ fn run() -> Result<()> {
         3,
         &format!("pre-writing {} lines with `redtail generate`", opts.lines),
     );
-    let backlog = work.join("backlog.log");
+    let backlog = roles.app_dir()?.join("backlog.log");
     let prewrite = roles.prewrite(&backlog, opts.lines)?;
     let backlog_bytes = std::fs::metadata(&backlog)?.len();
     let line_bytes = backlog_bytes as f64 / opts.lines as f64 - 1.0; // without the `\n`

@@ -34,6 +34,15 @@ pub struct Running {
 }
 
 impl Roles {
+    /// The application's log directory, as in a pod: only the logs the watcher tails live
+    /// there. Checkpoints, subscriber outputs and the roles' stderr stay in the work
+    /// directory, so their writes raise no file events for the watcher (each would wake it).
+    pub fn app_dir(&self) -> anyhow::Result<std::path::PathBuf> {
+        let dir = self.work.join("app");
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
     fn common(&self) -> Vec<(&'static str, String)> {
         vec![
             ("REDTAIL_REDIS_URL", self.redis_url.clone()),

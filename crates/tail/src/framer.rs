@@ -43,6 +43,9 @@ pub(crate) struct Framer {
     cut: Option<Cut>,
     max_line: usize,
     read_size: usize,
+    /// The last fill read less than it asked for: the file ended there (a regular file
+    /// returns short reads only at its end), so asking again now would read nothing.
+    short_fill: bool,
 }
 
 impl Framer {
@@ -56,7 +59,13 @@ impl Framer {
             cut: None,
             max_line: max_line.max(1),
             read_size: read_size.max(1),
+            short_fill: false,
         }
+    }
+
+    /// Whether the last [`Framer::fill_upto`] stopped at the file's end (see `short_fill`).
+    pub fn at_file_end(&self) -> bool {
+        self.short_fill
     }
 
     /// Offset of the next line to hand out: everything before it was delivered.
@@ -238,6 +247,7 @@ impl Framer {
             }
         };
         let n = *result.as_ref().unwrap_or(&0);
+        self.short_fill = n < size;
         self.buf.truncate(len + n);
         self.read_pos += n as u64;
         result

@@ -20,10 +20,13 @@ mod id;
 mod item;
 mod multiline;
 mod signal;
+mod stamp;
 mod tailer;
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod paused_tests;
 #[cfg(test)]
 mod tailer_tests;
 

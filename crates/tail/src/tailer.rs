@@ -21,6 +21,7 @@ use crate::discovery::{birth_of, Candidate, FilePattern, Place};
 use crate::file::Tracked;
 use crate::id::new_generation;
 use crate::signal::Signals;
+use crate::stamp::DirStamps;
 use crate::{
     FileId, KnownFile, LossReason, StartAt, TailConfig, TailError, TailEvents, TailItem, TailWaker,
 };
@@ -31,6 +32,9 @@ use crate::{
 const RETIRED_KEEP: usize = 4096;
 /// Ended contents (truncated or retired) remembered for copy detection.
 const ENDED_KEEP: usize = 64;
+/// Most files for which [`Tailer::pause_events`] pauses the watch: a paused look reads
+/// every open file, which beats an event per append for a few files, not for thousands.
+const PAUSE_MAX_FILES: usize = 16;
 
 /// A content that ended (truncated, or retired): a copy of it found later (logrotate's
 /// `copytruncate` copies before it truncates) continues where it ended.
@@ -74,6 +78,9 @@ pub struct Tailer {
     last_scan: Option<Instant>,
     scan_requested: bool,
     next_active: usize,
+    /// The stamps of the directories that matter (`stamp.rs`), compared at each look while
+    /// events are paused and when they are re-armed; kept in between.
+    stamps: DirStamps,
     /// Hand out open multi-line events without waiting for their timeout.
     flush_open: bool,
     /// Added to the clock (tests).
@@ -113,6 +120,7 @@ impl Tailer {
             last_scan: None,
             scan_requested: true,
             next_active: 0,
+            stamps: DirStamps::default(),
             flush_open: false,
             skew: Duration::ZERO,
         };
@@ -204,9 +212,50 @@ impl Tailer {
         self.scan_requested = true;
     }
 
+    /// The caller will look again by itself soon (it lingers between batches): stop
+    /// file-system events until the next [`Tailer::wait`], which re-arms them. Meanwhile
+    /// each [`Tailer::next_item`] reads every open file and checks the directory for
+    /// entries that appeared, vanished or were renamed (see `signal.rs`). Only for a few
+    /// files (`PAUSE_MAX_FILES`); with more, events say which file to read.
+    pub fn pause_events(&mut self) {
+        if self.signals.is_paused()
+            || self.files.iter().filter(|f| !f.retired).count() > PAUSE_MAX_FILES
+        {
+            return;
+        }
+        // The stamps kept from the last paused spell (re-read at its end, once the watch
+        // was back) are compared at the next look: changes since then in a directory the
+        // watch does not cover (a symlink's target) show there, the others raised events.
+        let dirs: Vec<Arc<Path>> = self.watched_dirs().map(Arc::from).collect();
+        self.stamps.track(dirs.iter().map(|d| &**d));
+        self.signals.pause();
+    }
+
+    /// The directories whose entries matter: the pattern's, and where each file lives
+    /// now (a symlink's target directory holds its rotation set).
+    fn watched_dirs(&self) -> impl Iterator<Item = &Path> {
+        std::iter::once(self.pattern.dir()).chain(
+            self.files
+                .iter()
+                .filter(|f| !f.retired)
+                .filter_map(|f| f.location.parent()),
+        )
+    }
+
     /// Block until a file-system event arrives, the waker fires, or `timeout` passes
-    /// (never past the next poll scan).
+    /// (never past the next poll scan). With events paused it re-arms them and returns at
+    /// once instead: the caller looks once more first, since a write between its last look
+    /// and the re-armed watch raised no event.
     pub fn wait(&mut self, timeout: Duration) {
+        if self.signals.is_paused() {
+            self.signals.resume();
+            // Compared once the watch is back: any later change raises an event (or, in
+            // a directory it does not cover, shows at the next paused look).
+            if self.stamps.changed() {
+                self.scan_requested = true;
+            }
+            return;
+        }
         let now = self.now();
         let until_poll = match self.last_scan {
             Some(at) => self.config.poll_interval.saturating_sub(now - at),
@@ -290,6 +339,14 @@ impl Tailer {
     }
 
     fn take_signals(&mut self) {
+        if self.signals.take_own_look() {
+            for f in self.files.iter_mut().filter(|f| !f.retired && f.is_open()) {
+                f.dirty = true;
+            }
+            if self.signals.is_paused() && self.stamps.changed() {
+                self.scan_requested = true;
+            }
+        }
         if self.signals.take_changed() {
             self.scan_requested = true;
         }
@@ -314,6 +371,15 @@ impl Tailer {
 
     /// List every rotation set afresh and bring the files up to date with it.
     fn scan(&mut self) {
+        self.scan_files();
+        if self.signals.is_paused() {
+            // A file found in a directory not stamped yet (a symlink's new target).
+            let dirs: Vec<Arc<Path>> = self.watched_dirs().map(Arc::from).collect();
+            self.stamps.track(dirs.iter().map(|d| &**d));
+        }
+    }
+
+    fn scan_files(&mut self) {
         let now = self.now();
         self.last_scan = Some(now);
         self.scan_requested = false;

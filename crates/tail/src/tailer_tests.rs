@@ -92,7 +92,7 @@ pub(crate) fn drain(tailer: &mut Tailer) -> Vec<TailItem> {
 
 /// A compact view of items: "open <offset>", "<line>@<offset>", "end <end>", with the
 /// file id replaced by a letter in order of appearance.
-fn describe(items: &[TailItem], ids: &mut Vec<FileId>) -> Vec<String> {
+pub(crate) fn describe(items: &[TailItem], ids: &mut Vec<FileId>) -> Vec<String> {
     let mut name = |id: &FileId| {
         let i = ids.iter().position(|x| x == id).unwrap_or_else(|| {
             ids.push(*id);
@@ -119,7 +119,7 @@ fn describe(items: &[TailItem], ids: &mut Vec<FileId>) -> Vec<String> {
     out
 }
 
-fn tailer(config: TailConfig, known: Vec<KnownFile>) -> (Tailer, Arc<Recorder>) {
+pub(crate) fn tailer(config: TailConfig, known: Vec<KnownFile>) -> (Tailer, Arc<Recorder>) {
     let rec = Arc::new(Recorder::default());
     let t = Tailer::new(config, known, rec.clone()).unwrap();
     (t, rec)

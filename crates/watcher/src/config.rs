@@ -54,7 +54,7 @@ pub struct Config {
 impl Config {
     pub const DEFAULT_REPLICA_ACK_TIMEOUT: Duration = Duration::from_millis(1000);
     /// Default of `batch_linger`, chosen from `scripts/bench.sh` (README, Performance).
-    pub const DEFAULT_BATCH_LINGER: Duration = Duration::from_millis(20);
+    pub const DEFAULT_BATCH_LINGER: Duration = Duration::from_millis(50);
     /// A longer linger would be a delay, not a coalescing window.
     pub const MAX_BATCH_LINGER: Duration = Duration::from_millis(1000);
 }

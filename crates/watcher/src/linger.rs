@@ -7,10 +7,13 @@
 //! one or two lines (measured: 138 CPU-µs per line at 1 000 lines/s, 21 µs at
 //! 10 000/s). With one, a batch that stopped short of the limits is followed by a
 //! sleep long enough for about [`TARGET_LINES`] more lines at the rate the last batch
-//! came in at, never shorter than [`MIN_LINGER`] and never longer than the configured
-//! maximum (`REDTAIL_BATCH_LINGER_MS`). So a busy file gets short waits (≈ 2 ms at
-//! 10 000 lines/s: the p99 stays low), a slow one long waits (the maximum at 1 000
-//! lines/s: few, fuller batches), and a full batch (a backlog) is read after at once.
+//! came in at — and, below [`FULL_RATE`], proportionally more: at 1 000 lines/s a batch
+//! of 20 lines every 20 ms still cost ~2 % of a core (a batch costs ~200 µs here), so
+//! slow files get fewer, fuller batches. Never shorter than [`MIN_LINGER`], never longer
+//! than the configured maximum (`REDTAIL_BATCH_LINGER_MS`). So a busy file gets short
+//! waits (≈ 2 ms at 10 000 lines/s: the p99 stays low), a slow one the maximum (50 ms by
+//! default at 2 000 lines/s and below: ≤ 1 % of a core at 1 000 lines/s, measured), and a
+//! full batch (a backlog) is read after at once.
 //! The reader counts a batch as small only once it has caught up with its files (a read
 //! found nothing since the last full batch): in a drain a batch can stop short at a
 //! read-buffer boundary, and lingering there cut the drain rate by 40 %.
@@ -20,6 +23,10 @@ use std::time::{Duration, Instant};
 
 /// Lines a lingering batch aims at. At 10 000 lines/s that is a 2 ms wait.
 pub(crate) const TARGET_LINES: u32 = 20;
+/// Below this rate the lines a lingering batch aims at grow as the rate falls (at half
+/// this rate, twice [`TARGET_LINES`]): there the batches' fixed cost, not the lines',
+/// is what a sidecar pays for.
+pub(crate) const FULL_RATE: u64 = 10_000;
 /// Shortest wait after a small batch: at 50 000 lines/s it keeps batches at ~100 lines.
 pub(crate) const MIN_LINGER: Duration = Duration::from_millis(2);
 
@@ -68,10 +75,15 @@ impl Linger {
             return;
         }
         let lines = u32::try_from(lines.max(1)).unwrap_or(u32::MAX);
-        // Time for TARGET_LINES lines at the rate this batch arrived at; a first batch (or
-        // one after a long quiet spell) gives a long estimate, capped by `max`.
+        // The rate this batch came in at. A first batch has none yet: the maximum. (A
+        // batch after a quiet spell gets a low rate and so a long wait: the spell counts.)
         let wait = match since_prev {
-            Some(dt) => dt.saturating_mul(TARGET_LINES) / lines,
+            Some(dt) => {
+                let for_target = dt.saturating_mul(TARGET_LINES) / lines;
+                // Below FULL_RATE, scaled by FULL_RATE / rate (the bounds below cap it).
+                let rate_per_s = f64::from(lines) / dt.as_secs_f64().max(1e-9);
+                for_target.mul_f64((FULL_RATE as f64 / rate_per_s).clamp(1.0, 1e6))
+            }
             None => self.max,
         };
         self.until = Some(now + wait.clamp(self.min, self.max));
@@ -104,29 +116,43 @@ mod tests {
     fn wait_follows_the_rate_within_bounds() {
         let t0 = Instant::now();
         let mut l = Linger::new(20 * MS);
-        // First batch: nothing to estimate from, the maximum.
+        // No rate known yet: the maximum.
         l.batch_read(t0, 3, true);
         assert_eq!(l.remaining(t0), Some(20 * MS));
         l.slept();
         assert_eq!(l.remaining(t0), None);
-        // 10 000 lines/s: 40 lines in 4 ms → 20 lines take 2 ms.
+        // 10 000 lines/s: 20 lines take 2 ms.
         let t1 = t0 + 4 * MS;
         l.batch_read(t1, 40, true);
         assert_eq!(l.remaining(t1), Some(2 * MS));
         assert_eq!(l.remaining(t1 + MS), Some(MS));
         assert_eq!(l.remaining(t1 + 2 * MS), None);
-        // 1 000 lines/s: 20 lines take 20 ms, the maximum.
-        let t2 = t1 + 10 * MS;
-        l.batch_read(t2, 10, true);
-        assert_eq!(l.remaining(t2), Some(20 * MS));
-        // 100 lines/s: capped at the maximum.
-        let t3 = t2 + 20 * MS;
-        l.batch_read(t3, 2, true);
-        assert_eq!(l.remaining(t3), Some(20 * MS));
-        // 100 000 lines/s: never below the minimum.
-        let t4 = t3 + MS;
-        l.batch_read(t4, 100, true);
-        assert_eq!(l.remaining(t4), Some(MIN_LINGER));
+        // Far faster: never below the minimum.
+        let t2 = t1 + MS;
+        l.batch_read(t2, 500, true);
+        assert_eq!(l.remaining(t2), Some(MIN_LINGER));
+    }
+
+    #[test]
+    fn slow_files_aim_at_fuller_batches() {
+        let mut t = Instant::now();
+        let mut l = Linger::new(50 * MS);
+        l.batch_read(t, 1, true);
+        // Two seconds at a steady rate: the older history has faded.
+        let mut steady = |l: &mut Linger, dt: Duration, lines: usize| {
+            let until = t + Duration::from_secs(2);
+            while t < until {
+                t += dt;
+                l.batch_read(t, lines, true);
+            }
+            l.remaining(t)
+        };
+        // 5 000 lines/s: 20 lines take 4 ms, twice that at half of FULL_RATE.
+        assert_eq!(steady(&mut l, 4 * MS, 20), Some(8 * MS));
+        // 1 000 lines/s: the maximum.
+        assert_eq!(steady(&mut l, 20 * MS, 20), Some(50 * MS));
+        // 20 000 lines/s: no scaling; 20 lines take 1 ms, so the minimum.
+        assert_eq!(steady(&mut l, MS, 20), Some(MIN_LINGER));
     }
 
     #[test]

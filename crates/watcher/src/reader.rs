@@ -137,7 +137,10 @@ impl Reader {
                         if let Some(rest) = linger.remaining(Instant::now()) {
                             // A plain sleep, deaf to file events on purpose: coalescing them
                             // is the point. Bounded by the linger, so stop() waits at most
-                            // that long.
+                            // that long. The events themselves are paused too: each append
+                            // would wake notify's thread for nothing (the next look reads
+                            // anyway); the next wait re-arms them.
+                            tailer.pause_events();
                             std::thread::sleep(rest);
                             linger.slept();
                             continue; // re-check stop
