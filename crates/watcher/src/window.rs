@@ -1,21 +1,26 @@
-//! Pub/sub mode: two batches in flight.
+//! Pub/sub mode: several batches in flight.
 //!
 //! Why: a pub/sub drain is bound by the time Redis spends on each script call *plus* the
 //! time it waits while the watcher turns one reply into the next request; with one batch
 //! in flight that left Redis idle about a third of the time (0.49× the `PUBLISH` ceiling).
-//! Here the next batch of the same file is sent while the previous one runs.
+//! Here the next batches of the same file are sent while the oldest one runs, up to
+//! [`IN_FLIGHT`] calls: on two shared cores the watcher's threads can be off the CPU for a
+//! scheduler slice (a few ms) while Redis runs, and with only one call queued behind the
+//! running one (~1.5 ms of work at 1 024 lines) Redis would run dry meanwhile.
 //!
-//! Why it stays exactly-once: the second batch carries the first one's end as `after`,
-//! and the script refuses it (writes nothing) unless the committed offset reached that
-//! end. So if the first fails, the second cannot land ahead of it and make its lines look
-//! committed. Anything but the happy path — an error, a refusal, a batch that does not
-//! continue the same file — ends the window: what is in flight is awaited, then the
-//! batches are sent again one at a time through [`Pipeline::publish`], with its retries,
-//! backoff and shutdown handling, and the script skips whatever had landed.
+//! Why it stays exactly-once: each batch carries its predecessor's end as `after`, and the
+//! script refuses it (writes nothing) unless the committed offset reached that end. So if
+//! one fails, no batch behind it can land ahead of it and make its lines look committed:
+//! the next one is refused, and so on down the window (each waits for an end that only the
+//! one before it could commit). Anything but the happy path — an error, a refusal, a batch
+//! that does not continue the same file — ends the window: what is in flight is awaited,
+//! then the batches are sent again one at a time, in order, through [`Pipeline::publish`],
+//! with its retries, backoff and shutdown handling, and the script skips whatever had landed.
 //!
 //! Stream mode does not use it: there Redis itself is the bound (busy ~90 % in a drain),
 //! and one code path for the durable mode is worth more than a few per cent.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use redtail_bus::{InFlight, Mode, OutLine, PublishBatch, PublishOutcome};
@@ -30,8 +35,19 @@ use crate::WatcherError;
 /// flush, liveness): at 1 024 lines a batch, well under a second of work.
 const MAX_CHAIN: u32 = 64;
 
+/// Most script calls in flight at once: ~6 ms of Redis work at 1 024 lines a batch. Memory:
+/// each holds its batch (at most `REDTAIL_BATCH_MAX_LINES` lines) and its request.
+const IN_FLIGHT: usize = 4;
+
+/// A batch sent, and its call.
+struct Sent {
+    batch: Batch,
+    call: InFlight,
+    started: Instant,
+}
+
 impl Pipeline {
-    /// Two in flight only where it pays and is simple: pub/sub mode, one Redis, no `WAIT`.
+    /// Several in flight only where it pays and is simple: pub/sub mode, one Redis, no `WAIT`.
     pub(crate) fn windowed(&self) -> bool {
         matches!(self.publisher.mode(), Mode::PubSub { .. })
             && self.replica_acks == 0
@@ -39,39 +55,63 @@ impl Pipeline {
     }
 
     /// Publishes `first` and, while it is in flight, each next batch the reader already has
-    /// that continues the same file. Ends with every batch it took committed (or handed to
-    /// the one-at-a-time path), and handles an item it took that was not such a batch.
+    /// that continues the same file, up to [`IN_FLIGHT`] calls at once. Ends with every
+    /// batch it took committed (or handed to the one-at-a-time path), and handles an item it
+    /// took that was not such a batch.
     pub(crate) async fn publish_windowed(
         &mut self,
         first: Batch,
         rx: &mut mpsc::Receiver<TailItem>,
         shutdown: &Shutdown,
     ) -> Result<(), WatcherError> {
-        let mut current = first;
-        let mut started = Instant::now();
-        let Some(mut call) = self.start(&current, None).await else {
-            return self.one_at_a_time(current, None, shutdown).await;
-        };
+        let mut window: VecDeque<Sent> = VecDeque::with_capacity(IN_FLIGHT);
+        // A batch taken from the reader that could not be sent: it goes the one-at-a-time
+        // way after everything before it.
+        let mut unsent = None;
+        match self.start(&first, None).await {
+            Some(call) => window.push_back(Sent {
+                batch: first,
+                call,
+                started: Instant::now(),
+            }),
+            None => unsent = Some(first),
+        }
         let mut leftover = None;
         let mut chained = 0;
-        loop {
-            let mut next = None;
-            if chained < MAX_CHAIN && !shutdown.is_triggered() && !self.policy.due(Instant::now()) {
-                match rx.try_recv() {
-                    Ok(TailItem::Lines(b)) if continues(&current, &b) => next = Some(b),
-                    Ok(other) => leftover = Some(other),
-                    Err(_) => {} // empty (or closed: run() sees that at its next recv)
+        while let Some(oldest) = window.pop_front() {
+            // Top up the window while the oldest call runs.
+            while window.len() + 1 < IN_FLIGHT
+                && unsent.is_none()
+                && leftover.is_none()
+                && chained < MAX_CHAIN
+                && !shutdown.is_triggered()
+                && !self.policy.due(Instant::now())
+            {
+                let last = window.back().map_or(&oldest.batch, |s| &s.batch);
+                let after = last.end();
+                let next = match rx.try_recv() {
+                    Ok(TailItem::Lines(b)) if continues(last, &b) => b,
+                    Ok(other) => {
+                        leftover = Some(other);
+                        break;
+                    }
+                    Err(_) => break, // empty (or closed: run() sees that at its next recv)
+                };
+                chained += 1;
+                match self.start(&next, Some(after)).await {
+                    Some(call) => window.push_back(Sent {
+                        batch: next,
+                        call,
+                        started: Instant::now(),
+                    }),
+                    None => unsent = Some(next),
                 }
             }
-            let next_started = Instant::now();
-            let next_call = match &next {
-                Some(b) => self.start(b, Some(current.end())).await,
-                None => None,
-            };
-            match self.publisher.outcome(call).await {
+            match self.publisher.outcome(oldest.call).await {
                 Ok(outcome) if !outcome.refused => {
-                    self.record(&current, &outcome, started);
-                    self.commit_lines(&current, outcome.committed.max(current.end()));
+                    self.record(&oldest.batch, &outcome, oldest.started);
+                    let committed = outcome.committed.max(oldest.batch.end());
+                    self.commit_lines(&oldest.batch, committed);
                 }
                 failed => {
                     if let Err(error) = &failed {
@@ -81,27 +121,23 @@ impl Pipeline {
                             .inc();
                         self.health.refused(error);
                     }
-                    if let Some(c) = next_call {
-                        // Its fate no longer matters: it is sent again below, after `current`.
-                        let _ = self.publisher.outcome(c).await;
+                    // Every later call carries its predecessor's end: with this one not
+                    // landed, none of them can have moved the offset (each is refused, or
+                    // ran after this one did land after all). Their replies no longer
+                    // matter: all of them go again, in order, after this one.
+                    let mut again = vec![oldest.batch];
+                    for sent in window.drain(..) {
+                        let _ = self.publisher.outcome(sent.call).await;
+                        again.push(sent.batch);
                     }
-                    self.one_at_a_time(current, next, shutdown).await?;
+                    again.extend(unsent.take());
+                    self.one_at_a_time(again, shutdown).await?;
                     break;
                 }
             }
-            match (next, next_call) {
-                (Some(b), Some(c)) => {
-                    current = b;
-                    call = c;
-                    started = next_started;
-                    chained += 1;
-                }
-                (Some(b), None) => {
-                    self.one_at_a_time(b, None, shutdown).await?;
-                    break;
-                }
-                (None, _) => break,
-            }
+        }
+        if let Some(batch) = unsent {
+            self.one_at_a_time(vec![batch], shutdown).await?;
         }
         match leftover {
             Some(item) => self.handle(item, shutdown).await,
@@ -118,14 +154,13 @@ impl Pipeline {
         self.publisher.start(&request, after).await.ok()
     }
 
-    /// The one-at-a-time path for `batch`, then `then`.
+    /// The one-at-a-time path for `batches`, in order.
     async fn one_at_a_time(
         &mut self,
-        batch: Batch,
-        then: Option<Batch>,
+        batches: Vec<Batch>,
         shutdown: &Shutdown,
     ) -> Result<(), WatcherError> {
-        for b in std::iter::once(batch).chain(then) {
+        for b in batches {
             if let Some(committed) = self.publish(&b, shutdown).await? {
                 self.commit_lines(&b, committed);
             }
