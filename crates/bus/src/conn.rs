@@ -355,6 +355,15 @@ impl Connection {
         }
     }
 
+    /// A handle to the current connection if there is one, without connecting: for work
+    /// that must not wait (or be cancelled half-way) at an await point.
+    pub fn connected(&self) -> Option<RedisConn> {
+        match &self.backend {
+            Backend::Single { conn, .. } => conn.clone().map(RedisConn::Single),
+            Backend::Cluster { conn, .. } => conn.get().cloned().map(RedisConn::Cluster),
+        }
+    }
+
     /// Forget the connection after an error that may have broken it; the next
     /// `get` dials again. A cluster connection is kept: it reconnects to the nodes (and,
     /// when all are gone, to the seeds) by itself.

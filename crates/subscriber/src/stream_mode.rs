@@ -1,5 +1,9 @@
 //! Stream mode: read a batch, write it, flush, then one XACK. At-least-once.
 //!
+//! While a backlog drains, the next read is already in flight (read ahead, see
+//! [`StreamConsumer::read_ahead`]): Redis and the reply decoding overlap the writing. A stop
+//! writes and acknowledges the batch read ahead as well, so nothing is left pending.
+//!
 //! The order is the whole guarantee: an entry is acknowledged only after its event reached
 //! the kernel, so a crash at any point leaves it pending and it is read again (by this
 //! consumer at restart, or claimed by another). A failed acknowledgement is retried before
@@ -59,6 +63,14 @@ impl Reader {
             Reader::Many(m) => m.ack(stream, ids).await,
         }
     }
+
+    /// A batch read ahead and not yet handed out (standalone only).
+    async fn finish_read_ahead(&mut self) -> Option<Result<StreamBatch, BusError>> {
+        match self {
+            Reader::One(c) => c.finish_read_ahead().await,
+            Reader::Many(_) => None,
+        }
+    }
 }
 
 pub(crate) async fn run(
@@ -91,7 +103,7 @@ pub(crate) async fn run(
             CLUSTER_IDLE_WAIT,
         )?)
     } else {
-        Reader::One(StreamConsumer::new(config.target.clone(), consumer_config)?)
+        Reader::One(StreamConsumer::new(config.target.clone(), consumer_config)?.read_ahead(true))
     };
     let monitor = GroupMonitor::new(config.target.clone(), &config.stream, &config.group)?;
     // Event time (µs) of the newest event of the last batch, shared with the gauge task.
@@ -210,7 +222,10 @@ pub(crate) async fn run(
         // Shutting down with a written batch unacknowledged: one last try. If it fails the
         // entries stay pending and are read again (at-least-once), which is all we can do.
         match consumer.ack(&unacked_stream, &unacked).await {
-            Ok(n) => metrics.acked.inc_by(n),
+            Ok(n) => {
+                metrics.acked.inc_by(n);
+                unacked.clear();
+            }
             Err(err) => tracing::warn!(
                 entries = unacked.len(),
                 error = %err,
@@ -218,8 +233,43 @@ pub(crate) async fn run(
             ),
         }
     }
+    let result = match result {
+        // A clean stop with nothing left unacknowledged: the batch read ahead is written
+        // and acknowledged too, as if it had been read before the signal.
+        Ok(()) if unacked.is_empty() => {
+            finish_read_ahead(&mut consumer, &mut pipeline, &metrics, &newest_us).await
+        }
+        other => other,
+    };
     let flushed = pipeline.flush().await;
     result.and(flushed)
+}
+
+/// Writes and acknowledges the batch read ahead, if any, at shutdown. A failed read or
+/// acknowledgement only leaves entries pending (read again at the next start).
+async fn finish_read_ahead(
+    consumer: &mut Reader,
+    pipeline: &mut Pipeline,
+    metrics: &Metrics,
+    newest_us: &AtomicI64,
+) -> Result<(), SubscriberError> {
+    let Some(Ok(batch)) = consumer.finish_read_ahead().await else {
+        return Ok(());
+    };
+    if batch.is_empty() {
+        return Ok(());
+    }
+    write_batch(pipeline, &batch, metrics, newest_us).await?;
+    let ids = batch.ack_ids();
+    match consumer.ack(&batch.stream, &ids).await {
+        Ok(n) => metrics.acked.inc_by(n),
+        Err(err) => tracing::warn!(
+            entries = ids.len(),
+            error = %err,
+            "Could not acknowledge the last batch; it will be delivered again."
+        ),
+    }
+    Ok(())
 }
 
 /// Writes every entry of `batch`, then flushes. Any output error is fatal: the batch is

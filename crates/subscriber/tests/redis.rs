@@ -352,3 +352,56 @@ fn parse_errors(metrics: &redtail_subscriber::Metrics) -> u64 {
         .map(|f| metrics.parse_errors.with_label_values(&[f.as_str()]).get())
         .sum()
 }
+
+/// A backlog is read ahead (the next `XREADGROUP` in flight while a batch is written). A stop
+/// in the middle writes and acknowledges the batch read ahead too: nothing is left pending,
+/// and a restart continues with the next entry, none written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_mid_backlog_leaves_nothing_pending_and_the_restart_continues() {
+    bounded(async {
+        let redis = RedisServer::start();
+        let mut conn = redis.conn().await;
+        let total = 20_000u64;
+        for from in (0..total).step_by(1000) {
+            xadd_lines(&mut conn, STREAM, &generator_lines(from, from + 1000)).await;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out.log");
+        let run = start(config(&redis.url(), "me", out.clone()));
+        eventually(WAIT, "some of the backlog", || run.lines().len() >= 640).await;
+        let metrics = run.metrics.clone();
+        run.stop().await.expect("clean stop");
+        let written = seqs(
+            &std::fs::read_to_string(&out)
+                .expect("read")
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        );
+        let n = written.len() as u64;
+        assert!(n < total, "stopped mid-backlog ({n} of {total})");
+        assert_eq!(
+            written,
+            (0..n).collect::<Vec<_>>(),
+            "a prefix of the backlog, each entry once"
+        );
+        assert_eq!(metrics.acked.get(), n, "every written entry acknowledged");
+        assert_eq!(
+            pending(&mut conn, STREAM, GROUP).await,
+            0,
+            "nothing left pending"
+        );
+
+        let run = start(config(&redis.url(), "me", out.clone()));
+        eventually(WAIT, "the whole backlog", || {
+            run.lines().len() as u64 >= total
+        })
+        .await;
+        eventually(WAIT, "all acked", || run.metrics.acked.get() == total - n).await;
+        assert_eq!(seqs(&run.lines()), (0..total).collect::<Vec<_>>());
+        assert_eq!(run.metrics.redeliveries.get(), 0);
+        assert_eq!(pending(&mut conn, STREAM, GROUP).await, 0);
+        run.stop().await.expect("clean stop");
+    })
+    .await;
+}

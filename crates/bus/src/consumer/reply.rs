@@ -115,45 +115,61 @@ fn decode_entries(entries: Value, out: &mut Decoded) -> Result<(), BusError> {
         }
         let fields = pair.pop().unwrap_or(Value::Nil);
         let id_value = pair.pop().unwrap_or(Value::Nil);
-        let id = text(&id_value).ok_or_else(|| protocol("stream entry id", &id_value))?;
+        let id = owned_text(id_value)?;
         match fields {
             Value::Nil => out.vanished.push(id),
             Value::Array(flat) => {
-                let mut pairs = Vec::with_capacity(flat.len() / 2);
+                // Straight from the flat `[k, v, k, v…]` list: no pair list per entry.
+                let mut entry = StreamEntry::new(id);
                 let mut it = flat.into_iter();
                 while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    pairs.push((k, v));
+                    entry.set_field(bytes(k), bytes(v));
                 }
-                out.entries.push(entry_from_fields(id, pairs));
+                out.entries.push(entry);
             }
-            Value::Map(pairs) => out.entries.push(entry_from_fields(id, pairs)),
+            Value::Map(pairs) => {
+                let mut entry = StreamEntry::new(id);
+                for (k, v) in pairs {
+                    entry.set_field(bytes(k), bytes(v));
+                }
+                out.entries.push(entry);
+            }
             other => return Err(protocol("stream entry fields", &other)),
         }
     }
     Ok(())
 }
 
-fn entry_from_fields(id: String, fields: Vec<(Value, Value)>) -> StreamEntry {
-    let mut entry = StreamEntry {
-        id_ms: id_millis(&id),
-        id,
-        ..StreamEntry::default()
-    };
-    for (name, value) in fields {
-        let name = bytes(name);
-        let value = bytes(value);
-        match name.as_slice() {
-            b"line" => entry.line = Some(value),
-            b"src" => entry.src = Some(lossy(value)),
-            b"path" => entry.path = Some(lossy(value)),
-            b"fid" => entry.fid = Some(lossy(value)),
-            b"off" => entry.off = parse_num(&value),
-            b"ct" => entry.collected_us = parse_num(&value),
-            b"trunc" => entry.truncated = value != b"0" && !value.is_empty(),
-            _ => entry.extra.push((lossy(name), value)),
+/// An id taken over without a copy (Redis sends ids as bulk strings).
+fn owned_text(value: Value) -> Result<String, BusError> {
+    match value {
+        Value::BulkString(b) => Ok(lossy(b)),
+        Value::SimpleString(s) => Ok(s),
+        other => text(&other).ok_or_else(|| protocol("stream entry id", &other)),
+    }
+}
+
+impl StreamEntry {
+    fn new(id: String) -> Self {
+        StreamEntry {
+            id_ms: id_millis(&id),
+            id,
+            ..StreamEntry::default()
         }
     }
-    entry
+
+    fn set_field(&mut self, name: Vec<u8>, value: Vec<u8>) {
+        match name.as_slice() {
+            b"line" => self.line = Some(value),
+            b"src" => self.src = Some(lossy(value)),
+            b"path" => self.path = Some(lossy(value)),
+            b"fid" => self.fid = Some(lossy(value)),
+            b"off" => self.off = parse_num(&value),
+            b"ct" => self.collected_us = parse_num(&value),
+            b"trunc" => self.truncated = value != b"0" && !value.is_empty(),
+            _ => self.extra.push((lossy(name), value)),
+        }
+    }
 }
 
 /// The millisecond part of `<ms>-<seq>`; 0 if the id is not in that form (never from Redis).

@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use redis::Value;
+use tokio::task::JoinHandle;
 
 use super::reply::{decode_autoclaim, decode_read, Decoded, StreamEntry};
 use crate::{BusError, Connection, RedisTarget};
@@ -100,6 +101,12 @@ pub struct StreamConsumer {
     claim_cursor: String,
     /// When the next claim scan is due.
     next_claim: Instant,
+    /// Whether a full batch of new entries sends the next `>` read at once (see
+    /// [`StreamConsumer::read_ahead`]).
+    read_ahead: bool,
+    /// That read, in flight on its own task (which also decodes the reply) while the caller
+    /// writes the batch before it.
+    ahead: Option<JoinHandle<Result<Decoded, BusError>>>,
 }
 
 impl StreamConsumer {
@@ -132,7 +139,24 @@ impl StreamConsumer {
             // and a consumer that just died elsewhere is not idle long enough yet anyway.
             next_claim: Instant::now() + cfg.claim_interval,
             cfg,
+            read_ahead: false,
+            ahead: None,
         })
+    }
+
+    /// Read ahead: once a read of new entries came back full (a backlog), the next one
+    /// (non-blocking) is sent right away, before this batch is returned, so Redis, the reply
+    /// parser and the decoding of batch N+1 run on other threads while the caller writes and
+    /// acknowledges batch N. Delivery does not change: entries read ahead sit in this
+    /// consumer's pending list like any others until acknowledged, and are re-read from it
+    /// if the read is lost (connection error) or never processed (crash). On shutdown,
+    /// [`StreamConsumer::finish_read_ahead`] hands the batch in flight to the caller.
+    ///
+    /// Off by default: a cluster reader sweeps many streams on a shared connection, and the
+    /// SecOps sink waits for its own batches to fill.
+    pub fn read_ahead(mut self, on: bool) -> Self {
+        self.read_ahead = on;
+        self
     }
 
     pub fn config(&self) -> &StreamConsumerConfig {
@@ -166,6 +190,15 @@ impl StreamConsumer {
     }
 
     async fn next_batch_once(&mut self) -> Result<StreamBatch, BusError> {
+        if let Some(ahead) = self.ahead.as_mut() {
+            // Awaited through `&mut`: if the caller drops this future (shutdown), the read
+            // stays in `ahead` for `finish_read_ahead`.
+            let joined = ahead.await;
+            self.ahead = None;
+            let decoded = joined_read(joined).map_err(|e| self.on_error(e))?;
+            self.send_read_ahead(&decoded);
+            return Ok(self.batch(BatchOrigin::New, decoded, false));
+        }
         if !self.group_ready {
             self.ensure_group().await?;
         }
@@ -195,7 +228,41 @@ impl StreamConsumer {
         }
         let block = Some(self.cfg.block).filter(|b| !b.is_zero());
         let decoded = self.read_group(">", block).await?;
+        self.send_read_ahead(&decoded);
         Ok(self.batch(BatchOrigin::New, decoded, false))
+    }
+
+    /// Sends the next non-blocking `>` read on a task of its own when read-ahead is on, the
+    /// read before it (`last`) came back full, and no claim scan is due (that goes first).
+    /// A read that finds nothing just returns empty; the caller's next call then blocks.
+    ///
+    /// Not async: between taking a batch out of `ahead` and returning it there is no await
+    /// point, so a caller that drops `next_batch` (shutdown) cannot lose a batch read ahead.
+    fn send_read_ahead(&mut self, last: &Decoded) {
+        if !self.read_ahead
+            || self.ahead.is_some()
+            || last.entries.len() + last.vanished.len() < self.cfg.count
+            || Instant::now() >= self.next_claim
+        {
+            return;
+        }
+        // Connected: the read before this one just succeeded.
+        let Some(mut conn) = self.conn.connected() else {
+            return;
+        };
+        let cmd = self.read_command(">", None);
+        self.ahead = Some(tokio::spawn(async move {
+            let value = cmd.query_async::<Value>(&mut conn).await?;
+            decode_read(value)
+        }));
+    }
+
+    /// The batch read ahead and still in flight, if any: awaited, so a caller shutting down
+    /// can write and acknowledge it instead of leaving it pending until the next start.
+    pub async fn finish_read_ahead(&mut self) -> Option<Result<StreamBatch, BusError>> {
+        let ahead = self.ahead.take()?;
+        let decoded = joined_read(ahead.await).map_err(|e| self.on_error(e));
+        Some(decoded.map(|d| self.batch(BatchOrigin::New, d, false)))
     }
 
     fn batch(&self, origin: BatchOrigin, decoded: Decoded, redelivered: bool) -> StreamBatch {
@@ -249,6 +316,15 @@ impl StreamConsumer {
         from: &str,
         block: Option<Duration>,
     ) -> Result<Decoded, BusError> {
+        let cmd = self.read_command(from, block);
+        let mut conn = self.conn.get().await?;
+        match cmd.query_async::<Value>(&mut conn).await {
+            Ok(value) => decode_read(value).map_err(|e| self.on_error(e)),
+            Err(e) => Err(self.on_error(e.into())),
+        }
+    }
+
+    fn read_command(&self, from: &str, block: Option<Duration>) -> redis::Cmd {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(&self.cfg.group)
@@ -260,11 +336,7 @@ impl StreamConsumer {
             cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
         }
         cmd.arg("STREAMS").arg(&self.cfg.stream).arg(from);
-        let mut conn = self.conn.get().await?;
-        match cmd.query_async::<Value>(&mut conn).await {
-            Ok(value) => decode_read(value).map_err(|e| self.on_error(e)),
-            Err(e) => Err(self.on_error(e.into())),
-        }
+        cmd
     }
 
     /// One `XAUTOCLAIM` step; schedules the next scan when the cursor wrapped around.
@@ -302,6 +374,11 @@ impl StreamConsumer {
     /// connection may have delivered entries to us that we never saw.
     fn on_error(&mut self, err: BusError) -> BusError {
         if err.breaks_connection() {
+            // A read ahead on the broken connection is lost too; whatever it delivered is
+            // in our pending list, which is re-read next.
+            if let Some(ahead) = self.ahead.take() {
+                ahead.abort();
+            }
             self.group_ready = false;
             self.phase = Phase::OwnPending {
                 after: "0".to_string(),
@@ -309,6 +386,18 @@ impl StreamConsumer {
         }
         self.conn.on_error(err)
     }
+}
+
+/// The outcome of a read-ahead task; a panic or abort in it counts as a lost reply.
+fn joined_read(
+    joined: Result<Result<Decoded, BusError>, tokio::task::JoinError>,
+) -> Result<Decoded, BusError> {
+    joined.unwrap_or_else(|e| {
+        Err(BusError::Protocol(format!(
+            "the read-ahead task ended without a reply ({})",
+            if e.is_panic() { "panic" } else { "cancelled" }
+        )))
+    })
 }
 
 fn batch(stream: &str, origin: BatchOrigin, decoded: Decoded, redelivered: bool) -> StreamBatch {
