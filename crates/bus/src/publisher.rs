@@ -513,17 +513,17 @@ impl Publisher {
         let mut conn = self.conn.get().await?;
         let mut wait = redis::cmd("WAIT");
         wait.arg(replicas).arg(timeout.as_millis().max(1) as u64);
-        let mut script = redis::cmd("EVALSHA");
+        let mut script = self.command("EVALSHA", batch);
         self.fill(&mut script, batch, &self.sha, None);
         let mut replies = script_then_wait(&mut conn, &script, &wait).await?;
         if matches!(&replies.0, Err(e) if e.code() == Some("NOSCRIPT")) {
             if self.cluster {
                 // As in `try_publish`: EVAL caches the script on this slot's primary only.
                 let mut eval = redis::cmd("EVAL");
-                self.fill(&mut eval, batch, SCRIPT, None);
+                self.fill(&mut eval, batch, self.script, None);
                 replies = script_then_wait(&mut conn, &eval, &wait).await?;
             } else {
-                load_script(&mut conn).await?;
+                load_script(&mut conn, self.script).await?;
                 replies = script_then_wait(&mut conn, &script, &wait).await?;
             }
         }

@@ -360,7 +360,7 @@ fn parse_errors(metrics: &redtail_subscriber::Metrics) -> u64 {
 async fn a_stop_mid_backlog_leaves_nothing_pending_and_the_restart_continues() {
     bounded(async {
         let redis = RedisServer::start();
-        let mut conn = redis.conn().await;
+        let mut conn = redis.async_conn().await;
         let total = 20_000u64;
         for from in (0..total).step_by(1000) {
             xadd_lines(&mut conn, STREAM, &generator_lines(from, from + 1000)).await;
