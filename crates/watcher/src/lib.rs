@@ -160,6 +160,7 @@ pub async fn run(
         last_answer: Instant::now(),
         replica_acks: config.replica_acks,
         replica_ack_timeout: config.replica_ack_timeout,
+        room: reader.room_signal(),
     };
     tracing::info!(pattern = %config.log_path.display(), source = %config.source, redis = %config.target.redacted(), cluster = config.target.cluster, replica_acks = config.replica_acks, "Watching.");
     let result = pipeline.run(rx, &shutdown).await;

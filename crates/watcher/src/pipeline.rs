@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::drain::Drain;
 use crate::health::RedisHealth;
+use crate::reader::RoomSignal;
 use crate::state::CommitState;
 use crate::writer::CheckpointWriter;
 use crate::{Metrics, WatcherError};
@@ -47,6 +48,8 @@ pub(crate) struct Pipeline {
     /// `WAIT` for this many replicas after each batch before committing it locally; 0 = off.
     pub replica_acks: u32,
     pub replica_ack_timeout: Duration,
+    /// Told after each item taken from the reader (it may wait for room: `reader.rs`).
+    pub room: RoomSignal,
 }
 
 /// With nothing published for this long, the pipeline PINGs on the publish connection so
@@ -90,17 +93,20 @@ impl Pipeline {
                     tracing::warn!(budget_ms = self.drain.budget().as_millis() as u64, "Shutdown drain out of time; the rest is read again after the restart.");
                     return Ok(());
                 }
-                item = rx.recv() => match item {
-                    Some(TailItem::Lines(batch)) if self.windowed() => {
-                        self.publish_windowed(batch, &mut rx, shutdown).await?
+                item = rx.recv() => {
+                    self.room.took_item();
+                    match item {
+                        Some(TailItem::Lines(batch)) if self.windowed() => {
+                            self.publish_windowed(batch, &mut rx, shutdown).await?
+                        }
+                        Some(item) => self.handle(item, shutdown).await?,
+                        None if self.drain.started() => {
+                            tracing::info!("Shutdown drain complete: everything the files held is published.");
+                            return Ok(());
+                        }
+                        None => return Err(WatcherError::ReaderGone),
                     }
-                    Some(item) => self.handle(item, shutdown).await?,
-                    None if self.drain.started() => {
-                        tracing::info!("Shutdown drain complete: everything the files held is published.");
-                        return Ok(());
-                    }
-                    None => return Err(WatcherError::ReaderGone),
-                },
+                }
                 _ = sleep_until_opt(flush_at) => {}
                 _ = beat.tick() => self.probe_if_idle(shutdown).await,
             }

@@ -27,7 +27,28 @@ pub(crate) struct Reader {
     stop: Arc<AtomicBool>,
     drain: DrainSwitch,
     waker: TailWaker,
+    room: RoomSignal,
     handle: Option<JoinHandle<()>>,
+}
+
+/// Tells a reader waiting on a full channel that the pipeline took an item. Without it the
+/// reader tried again only after its stall look (50 ms) or a file event: where the log
+/// directory holds nothing else (a pod), a backlog drained at ~3 batches per 50 ms —
+/// 52 k lines/s instead of 157 k/s in the same minute (scripts/bench.sh, 300 000 lines).
+#[derive(Clone)]
+pub(crate) struct RoomSignal {
+    waiting: Arc<AtomicBool>,
+    waker: TailWaker,
+}
+
+impl RoomSignal {
+    /// The pipeline took an item: wake the reader if it waits for room (one flag test
+    /// otherwise).
+    pub fn took_item(&self) {
+        if self.waiting.swap(false, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
 }
 
 /// Turns the reader from "follow the files" into "hand out what they hold now, then end"
@@ -73,6 +94,7 @@ impl ReadLimits {
 /// opens, it reads nothing while the channel is full). False: the publisher is gone.
 fn send(
     tx: &mpsc::Sender<TailItem>,
+    room: &RoomSignal,
     item: TailItem,
     tailer: &mut Tailer,
     limits: &ReadLimits,
@@ -88,7 +110,17 @@ fn send(
                     // Shutting down: the publisher drains; block for the slot.
                     return tx.blocking_send(back).is_ok();
                 }
-                item = back;
+                // Flag first, then try once more: an item taken in between is either seen
+                // by this try or wakes the wait below.
+                room.waiting.store(true, Ordering::Release);
+                match tx.try_send(back) {
+                    Ok(()) => {
+                        room.waiting.store(false, Ordering::Release);
+                        return true;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                    Err(mpsc::error::TrySendError::Full(back)) => item = back,
+                }
                 tailer.wait(limits.poll_interval.min(STALL_LOOK));
                 tailer.discover();
             }
@@ -115,6 +147,11 @@ impl Reader {
             waker: waker.clone(),
         };
         let thread_drain = drain.clone();
+        let room = RoomSignal {
+            waiting: Arc::new(AtomicBool::new(false)),
+            waker: waker.clone(),
+        };
+        let thread_room = room.clone();
         let handle = std::thread::Builder::new()
             .name("redtail-reader".into())
             .spawn(move || {
@@ -156,7 +193,7 @@ impl Reader {
                                 }
                                 _ => None,
                             };
-                            if !send(&tx, item, &mut tailer, &limits, &thread_stop) {
+                            if !send(&tx, &thread_room, item, &mut tailer, &limits, &thread_stop) {
                                 return; // publisher gone: shutting down
                             }
                             if let Some((lines, small)) = read {
@@ -185,8 +222,14 @@ impl Reader {
             stop,
             drain,
             waker,
+            room,
             handle: Some(handle),
         })
+    }
+
+    /// For the pipeline: call [`RoomSignal::took_item`] after each item it takes.
+    pub fn room_signal(&self) -> RoomSignal {
+        self.room.clone()
     }
 
     pub fn drain_switch(&self) -> DrainSwitch {
@@ -230,6 +273,55 @@ fn drain_wait(since_drain: Duration, poll_interval: Duration) -> Option<Duration
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use redtail_tail::{NoEvents, TailConfig};
+
+    /// A backlog in a directory where nothing else is written (no file event wakes the
+    /// reader): taking each item must let the reader go on at once. Before the room signal
+    /// it waited its 50 ms stall look whenever the channel was full: 100 batches took
+    /// ~2.5 s; with it ~0.15 s (1 ms per "publish").
+    #[test]
+    fn a_full_channel_does_not_stall_the_drain() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let line = "x".repeat(149) + "\n";
+        std::fs::write(&log, line.repeat(100 * 1024)).unwrap();
+        let config = TailConfig {
+            poll_interval: Duration::from_secs(60),
+            ..TailConfig::new(&log)
+        };
+        let tailer = Tailer::new(config, Vec::new(), Arc::new(NoEvents)).unwrap();
+        let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
+        let limits = ReadLimits {
+            max_lines: 1024,
+            max_bytes: 1 << 20,
+            poll_interval: Duration::from_secs(60),
+            linger: Duration::ZERO,
+        };
+        let reader = Reader::spawn(tailer, limits, tx).unwrap();
+        let room = reader.room_signal();
+        let started = Instant::now();
+        let mut lines = 0;
+        while lines < 100 * 1024 {
+            match rx.blocking_recv() {
+                Some(TailItem::Lines(batch)) => {
+                    lines += batch.len();
+                    // A publish takes a while: the reader keeps the channel full.
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Some(_) => {}
+                None => panic!("reader ended"),
+            }
+            room.took_item();
+        }
+        let took = started.elapsed();
+        drop(rx);
+        reader.join();
+        assert!(
+            took < Duration::from_millis(1500),
+            "100 batches took {took:?}"
+        );
+    }
 
     #[test]
     fn drain_ends_only_after_a_poll_interval() {

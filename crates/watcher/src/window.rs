@@ -89,7 +89,11 @@ impl Pipeline {
             {
                 let last = window.back().map_or(&oldest.batch, |s| &s.batch);
                 let after = last.end();
-                let next = match rx.try_recv() {
+                let taken = rx.try_recv();
+                if taken.is_ok() {
+                    self.room.took_item();
+                }
+                let next = match taken {
                     Ok(TailItem::Lines(b)) if continues(last, &b) => b,
                     Ok(other) => {
                         leftover = Some(other);
