@@ -28,13 +28,19 @@ SECOPS_VARS = {
 
 
 def role_vars() -> dict[str, set[str]]:
-    """The variables each role reads, from the one table the binary's --help is made from."""
-    text = (REPO / "crates" / "cli" / "vars.rs").read_text()
+    """The variables each role reads, from the one table the binary's --help is made from
+    (crates/cli/vars.rs and crates/cli/vars/*.rs)."""
+    cli = REPO / "crates" / "cli"
+    text = "\n".join(p.read_text() for p in [cli / "vars.rs", *sorted((cli / "vars").glob("*.rs"))])
+    names = dict(re.findall(r'pub const (\w+): Var = var\(\s*"([A-Z_]+)"', text))
     groups = {}
     for m in re.finditer(r"pub const (\w+): &\[Var\] = &\[(.*?)\n\];", text, re.S):
-        groups[m.group(1)] = set(re.findall(r'var\(\s*"([A-Z_]+)"', m.group(2)))
+        body = m.group(2)
+        found = set(re.findall(r'var\(\s*"([A-Z_]+)"', body))
+        found |= {names[i] for i in re.findall(r"\b([A-Z][A-Z0-9_]*)\b", body) if i in names}
+        groups[m.group(1)] = found
     roles = {}
-    for m in re.finditer(r'"(generate|watch|subscribe)" => &\[([A-Z_, ]+)\]', text):
+    for m in re.finditer(r'roles: &\["(generate|watch|subscribe)"\],\s*vars: &\[([A-Z_, ]+)\]', text):
         roles[m.group(1)] = set().union(*(groups[g.strip()] for g in m.group(2).split(",")))
     assert set(roles) == {"generate", "watch", "subscribe"}, f"could not read crates/cli/vars.rs: {sorted(roles)}"
     roles["subscribe"] |= SECOPS_VARS
@@ -151,7 +157,7 @@ def check_scripts_bash32() -> None:
 
 def per_rendering(docs: list[Doc], name: str) -> list[Check]:
     return [
-        (f"[{name}] containers get only the variables their role reads (crates/cli/vars.rs)",
+        (f"[{name}] containers get only the variables their role reads (crates/cli/vars*)",
          lambda: check_env_minimal(docs)),
         (f"[{name}] Redis: maxmemory from the limit, noeviction, no password in argv",
          lambda: check_redis_server(docs)),
