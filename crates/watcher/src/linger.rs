@@ -6,14 +6,23 @@
 //! (context switches) are most of it. Without a linger every append became a batch of
 //! one or two lines (measured: 138 CPU-µs per line at 1 000 lines/s, 21 µs at
 //! 10 000/s). With one, a batch that stopped short of the limits is followed by a
-//! sleep long enough for about [`TARGET_LINES`] more lines at the rate the last batch
-//! came in at — and, below [`FULL_RATE`], proportionally more: at 1 000 lines/s a batch
-//! of 20 lines every 20 ms still cost ~2 % of a core (a batch costs ~200 µs here), so
-//! slow files get fewer, fuller batches. Never shorter than [`MIN_LINGER`], never longer
-//! than the configured maximum (`REDTAIL_BATCH_LINGER_MS`). So a busy file gets short
-//! waits (≈ 2 ms at 10 000 lines/s: the p99 stays low), a slow one the maximum (50 ms by
+//! sleep long enough for about [`TARGET_LINES`] more lines at the file's recent rate —
+//! and, below [`FULL_RATE`], proportionally more: at 1 000 lines/s a batch of 20 lines
+//! every 20 ms still cost ~2 % of a core (a batch costs ~200 µs here), so slow files get
+//! fewer, fuller batches. Never shorter than [`MIN_LINGER`], never longer than the
+//! configured maximum (`REDTAIL_BATCH_LINGER_MS`). So a busy file gets short waits
+//! (≈ 2 ms at 10 000 lines/s: the p99 stays low), a slow one the maximum (50 ms by
 //! default at 2 000 lines/s and below: ≤ 1 % of a core at 1 000 lines/s, measured), and a
 //! full batch (a backlog) is read after at once.
+//!
+//! The rate is the lines read over the last [`RATE_WINDOW`] or so (an exponentially
+//! decayed count), not the last batch's: a writer is bursty at the millisecond scale (a
+//! timer tick, a stalled CPU), and a read that woke on the first line of a burst saw
+//! "1 line in 3 ms" — a slow file by the last batch alone — and waited the maximum,
+//! which set the p99 at 10 000 lines/s to the maximum (measured: 34–50 ms). A quiet
+//! spell longer than the window starts the estimate afresh: a new burst's rate is not
+//! known yet, so its first batch is followed by the shortest wait, not the longest.
+//!
 //! The reader counts a batch as small only once it has caught up with its files (a read
 //! found nothing since the last full batch): in a drain a batch can stop short at a
 //! read-buffer boundary, and lingering there cut the drain rate by 40 %.
@@ -22,19 +31,25 @@
 use std::time::{Duration, Instant};
 
 /// Lines a lingering batch aims at. At 10 000 lines/s that is a 2 ms wait.
-pub(crate) const TARGET_LINES: u32 = 20;
+pub(crate) const TARGET_LINES: f64 = 20.0;
 /// Below this rate the lines a lingering batch aims at grow as the rate falls (at half
 /// this rate, twice [`TARGET_LINES`]): there the batches' fixed cost, not the lines',
 /// is what a sidecar pays for.
-pub(crate) const FULL_RATE: u64 = 10_000;
+pub(crate) const FULL_RATE: f64 = 10_000.0;
 /// Shortest wait after a small batch: at 50 000 lines/s it keeps batches at ~100 lines.
 pub(crate) const MIN_LINGER: Duration = Duration::from_millis(2);
+/// Time constant of the rate estimate; also the quiet spell after which it starts afresh.
+pub(crate) const RATE_WINDOW: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Linger {
     max: Duration,
     min: Duration,
-    /// When the previous batch was read: the rate estimate's clock.
+    /// Lines read, each weighted by `exp(-age / RATE_WINDOW)`, as of `prev_read`.
+    decayed_lines: f64,
+    /// When the estimate started (the first batch after a quiet spell).
+    estimate_since: Option<Instant>,
+    /// When the previous batch was read.
     prev_read: Option<Instant>,
     /// No read before this instant.
     until: Option<Instant>,
@@ -46,6 +61,8 @@ impl Linger {
         Linger {
             max,
             min: MIN_LINGER.min(max),
+            decayed_lines: 0.0,
+            estimate_since: None,
             prev_read: None,
             until: None,
         }
@@ -66,25 +83,41 @@ impl Linger {
     /// A batch of `lines` lines was read at `now`; `small` means it stopped short of the
     /// batch limits (the file had nothing more yet).
     pub fn batch_read(&mut self, now: Instant, lines: usize, small: bool) {
-        let since_prev = self
+        let window = RATE_WINDOW.as_secs_f64();
+        match self
             .prev_read
-            .map(|prev| now.saturating_duration_since(prev));
+            .map(|prev| now.saturating_duration_since(prev))
+        {
+            Some(quiet) if quiet <= RATE_WINDOW => {
+                self.decayed_lines *= (-quiet.as_secs_f64() / window).exp();
+            }
+            // A quiet spell (or the first batch): start afresh. This batch's lines were
+            // written during the spell, so they say nothing about the new rate.
+            _ => {
+                self.decayed_lines = 0.0;
+                self.estimate_since = Some(now);
+            }
+        }
+        if self.estimate_since != Some(now) {
+            self.decayed_lines += lines as f64;
+        }
         self.prev_read = Some(now);
         if !small || self.max.is_zero() {
             self.until = None;
             return;
         }
-        let lines = u32::try_from(lines.max(1)).unwrap_or(u32::MAX);
-        // The rate this batch came in at. A first batch has none yet: the maximum. (A
-        // batch after a quiet spell gets a low rate and so a long wait: the spell counts.)
-        let wait = match since_prev {
-            Some(dt) => {
-                let for_target = dt.saturating_mul(TARGET_LINES) / lines;
-                // Below FULL_RATE, scaled by FULL_RATE / rate (the bounds below cap it).
-                let rate_per_s = f64::from(lines) / dt.as_secs_f64().max(1e-9);
-                for_target.mul_f64((FULL_RATE as f64 / rate_per_s).clamp(1.0, 1e6))
-            }
-            None => self.max,
+        let span = self.estimate_since.map_or(0.0, |since| {
+            now.saturating_duration_since(since).as_secs_f64()
+        });
+        // The decayed count over a span T weighs τ·(1 − e^(−T/τ)) seconds of a steady rate.
+        let weighed = window * (1.0 - (-span / window).exp());
+        let wait = if weighed <= 0.0 {
+            // The first batch since a quiet spell: no rate yet; look again soon.
+            self.min
+        } else {
+            let rate = (self.decayed_lines / weighed).max(1e-3);
+            let secs = TARGET_LINES / rate * (FULL_RATE / rate).max(1.0);
+            Duration::try_from_secs_f64(secs).unwrap_or(self.max)
         };
         self.until = Some(now + wait.clamp(self.min, self.max));
     }
@@ -95,6 +128,16 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    /// Batches of `lines` every `every` for two seconds (the start has faded), then the wait.
+    fn steady(l: &mut Linger, t: &mut Instant, every: Duration, lines: usize) -> Option<Duration> {
+        let until = *t + Duration::from_secs(2);
+        while *t < until {
+            *t += every;
+            l.batch_read(*t, lines, true);
+        }
+        l.remaining(*t)
+    }
 
     #[test]
     fn off_never_waits() {
@@ -110,49 +153,87 @@ mod tests {
         let mut l = Linger::new(20 * MS);
         l.batch_read(t0, 1024, false);
         assert_eq!(l.remaining(t0), None);
+        l.batch_read(t0 + MS, 1024, false);
+        assert_eq!(l.remaining(t0 + MS), None);
+    }
+
+    #[test]
+    fn a_first_batch_is_followed_by_the_shortest_wait() {
+        let t0 = Instant::now();
+        let mut l = Linger::new(50 * MS);
+        l.batch_read(t0, 3, true);
+        assert_eq!(l.remaining(t0), Some(MIN_LINGER));
+        l.slept();
+        assert_eq!(l.remaining(t0), None);
+        // 20 lines in those 2 ms: 10 000 lines/s, so 2 ms again.
+        let t1 = t0 + 2 * MS;
+        l.batch_read(t1, 20, true);
+        let wait = l.remaining(t1).expect("a wait");
+        assert!(wait >= 19 * MS / 10 && wait <= 21 * MS / 10, "{wait:?}");
     }
 
     #[test]
     fn wait_follows_the_rate_within_bounds() {
-        let t0 = Instant::now();
-        let mut l = Linger::new(20 * MS);
-        // No rate known yet: the maximum.
-        l.batch_read(t0, 3, true);
-        assert_eq!(l.remaining(t0), Some(20 * MS));
-        l.slept();
-        assert_eq!(l.remaining(t0), None);
-        // 10 000 lines/s: 20 lines take 2 ms.
-        let t1 = t0 + 4 * MS;
-        l.batch_read(t1, 40, true);
-        assert_eq!(l.remaining(t1), Some(2 * MS));
-        assert_eq!(l.remaining(t1 + MS), Some(MS));
-        assert_eq!(l.remaining(t1 + 2 * MS), None);
-        // Far faster: never below the minimum.
-        let t2 = t1 + MS;
-        l.batch_read(t2, 500, true);
-        assert_eq!(l.remaining(t2), Some(MIN_LINGER));
-    }
-
-    #[test]
-    fn slow_files_aim_at_fuller_batches() {
         let mut t = Instant::now();
         let mut l = Linger::new(50 * MS);
         l.batch_read(t, 1, true);
-        // Two seconds at a steady rate: the older history has faded.
-        let mut steady = |l: &mut Linger, dt: Duration, lines: usize| {
-            let until = t + Duration::from_secs(2);
-            while t < until {
-                t += dt;
-                l.batch_read(t, lines, true);
-            }
-            l.remaining(t)
+        let near = |got: Option<Duration>, want: Duration| {
+            let got = got.expect("a wait");
+            let diff = got.abs_diff(want);
+            assert!(diff <= want / 20, "wait {got:?}, expected about {want:?}");
         };
+        // 10 000 lines/s: 20 lines take 2 ms.
+        near(steady(&mut l, &mut t, 2 * MS, 20), 2 * MS);
         // 5 000 lines/s: 20 lines take 4 ms, twice that at half of FULL_RATE.
-        assert_eq!(steady(&mut l, 4 * MS, 20), Some(8 * MS));
+        near(steady(&mut l, &mut t, 4 * MS, 20), 8 * MS);
         // 1 000 lines/s: the maximum.
-        assert_eq!(steady(&mut l, 20 * MS, 20), Some(50 * MS));
+        assert_eq!(steady(&mut l, &mut t, 20 * MS, 20), Some(50 * MS));
         // 20 000 lines/s: no scaling; 20 lines take 1 ms, so the minimum.
-        assert_eq!(steady(&mut l, MS, 20), Some(MIN_LINGER));
+        assert_eq!(steady(&mut l, &mut t, MS, 20), Some(MIN_LINGER));
+    }
+
+    /// The p99 bug: at 10 000 lines/s a read that woke on the first line of a burst saw
+    /// "1 line in 3 ms" and waited the maximum. The rate over the window is unchanged.
+    #[test]
+    fn a_burst_s_first_line_does_not_read_as_a_slow_file() {
+        let mut t = Instant::now();
+        let mut l = Linger::new(50 * MS);
+        l.batch_read(t, 1, true);
+        steady(&mut l, &mut t, 2 * MS, 20);
+        for _ in 0..50 {
+            // A stalled writer: nothing for 3 ms, then one line, then the rest of the burst.
+            t += 3 * MS;
+            l.batch_read(t, 1, true);
+            assert!(l.remaining(t).expect("a wait") <= 3 * MS);
+            t += 2 * MS;
+            l.batch_read(t, 49, true);
+            assert!(l.remaining(t).expect("a wait") <= 3 * MS);
+        }
+    }
+
+    #[test]
+    fn a_quiet_spell_starts_the_estimate_afresh() {
+        let mut t = Instant::now();
+        let mut l = Linger::new(50 * MS);
+        l.batch_read(t, 1, true);
+        // A slow file first: the maximum.
+        assert_eq!(steady(&mut l, &mut t, 20 * MS, 5), Some(50 * MS));
+        // Then a second of nothing, and a burst at 10 000 lines/s.
+        t += Duration::from_secs(1);
+        l.batch_read(t, 1, true);
+        assert_eq!(l.remaining(t), Some(MIN_LINGER));
+        t += 2 * MS;
+        l.batch_read(t, 20, true);
+        assert!(l.remaining(t).expect("a wait") <= 3 * MS);
+        // A backlog's lines count too, and fade within a few windows.
+        let mut d = Linger::new(50 * MS);
+        let mut t = Instant::now();
+        d.batch_read(t, 1, true);
+        for _ in 0..100 {
+            t += MS;
+            d.batch_read(t, 1024, false);
+        }
+        assert_eq!(steady(&mut d, &mut t, 20 * MS, 20), Some(50 * MS));
     }
 
     #[test]
@@ -171,6 +252,10 @@ mod tests {
         l.batch_read(t0, 1, true);
         let later = t0 + Duration::from_secs(86_400 * 365);
         l.batch_read(later, 1, true);
-        assert_eq!(l.remaining(later), Some(20 * MS));
+        assert_eq!(l.remaining(later), Some(MIN_LINGER));
+        // A vanishing rate: the maximum, not an overflow.
+        let much_later = later + RATE_WINDOW;
+        l.batch_read(much_later, 0, true);
+        assert_eq!(l.remaining(much_later), Some(20 * MS));
     }
 }
