@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use prometheus::Registry;
+use prometheus::{IntGauge, Registry};
 use redtail_telemetry::admin::{self, AdminState};
 use redtail_telemetry::metrics::CommonMetrics;
 use redtail_telemetry::readiness::{Liveness, Readiness};
@@ -160,17 +160,13 @@ pub async fn generate(config: redtail_generator::Config, ctx: &RoleContext) -> R
 
 /// `redtail watch` (also the demo's watcher).
 pub async fn watch(config: redtail_watcher::Config, ctx: &RoleContext) -> Result<(), String> {
-    let metrics = redtail_watcher::Metrics::register(&ctx.registry).map_err(|e| e.to_string())?;
-    redtail_watcher::run(
+    start_redis_role(
+        ctx,
         config,
-        metrics,
-        ctx.common.redis_up.clone(),
-        ctx.readiness.clone(),
-        ctx.liveness.clone(),
-        ctx.shutdown.clone(),
+        redtail_watcher::Metrics::register,
+        redtail_watcher::run,
     )
     .await
-    .map_err(|e| e.to_string())
 }
 
 /// `redtail subscribe` (also the demo's subscriber).
@@ -178,9 +174,31 @@ pub async fn subscribe(
     config: redtail_subscriber::Config,
     ctx: &RoleContext,
 ) -> Result<(), String> {
-    let metrics =
-        redtail_subscriber::Metrics::register(&ctx.registry).map_err(|e| e.to_string())?;
-    redtail_subscriber::run(
+    start_redis_role(
+        ctx,
+        config,
+        redtail_subscriber::Metrics::register,
+        redtail_subscriber::run,
+    )
+    .await
+}
+
+/// The start-up the two Redis roles share: register the role's metrics on the process
+/// registry, then run it with the process's Redis gauge, readiness, liveness and
+/// shutdown. One place, so watch and subscribe cannot drift apart in what they are given.
+async fn start_redis_role<C, M, RegErr, Fut, RunErr>(
+    ctx: &RoleContext,
+    config: C,
+    register: impl FnOnce(&Registry) -> Result<M, RegErr>,
+    run: impl FnOnce(C, M, IntGauge, Readiness, Liveness, Shutdown) -> Fut,
+) -> Result<(), String>
+where
+    RegErr: std::fmt::Display,
+    Fut: Future<Output = Result<(), RunErr>>,
+    RunErr: std::fmt::Display,
+{
+    let metrics = register(&ctx.registry).map_err(|e| e.to_string())?;
+    run(
         config,
         metrics,
         ctx.common.redis_up.clone(),
