@@ -28,6 +28,8 @@ mod model_tests;
 #[cfg(test)]
 mod paused_tests;
 #[cfg(test)]
+mod rotation_tests;
+#[cfg(test)]
 mod tailer_tests;
 
 pub use config::{KnownFile, StartAt, TailConfig};
