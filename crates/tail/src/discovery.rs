@@ -76,7 +76,7 @@ impl FilePattern {
     }
 
     /// Every file of the directory that belongs to a rotation set of the pattern: the
-    /// matches themselves and their rotated siblings (see [`rotation_base`]), each stat'ed
+    /// matches themselves and their rotated siblings (see [`rotation_bases`]), each stat'ed
     /// (symlinks followed). Oldest first (modification time, then name). A missing
     /// directory is no error: the files may appear later.
     pub fn scan(&self, birth_time: bool) -> io::Result<Vec<Candidate>> {

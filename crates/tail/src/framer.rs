@@ -11,7 +11,7 @@ use std::io;
 use std::ops::Range;
 
 /// A line found in the framer's buffer. `range` indexes [`Framer::bytes`] and stays
-/// valid until the next [`Framer::fill`] or [`Framer::reset`].
+/// valid until the next [`Framer::fill_upto`] or [`Framer::reset`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FramedLine {
     pub offset: u64,
@@ -222,7 +222,7 @@ impl Framer {
         self.fill_upto(usize::MAX, read_at)
     }
 
-    /// [`Framer::fill`] reading at most `want` bytes (at least a page): a small file is
+    /// Read once more from the file (see `fill`), at most `want` bytes (at least a page): a small file is
     /// read with a small buffer, so a thousand small files never cost a thousand full
     /// read buffers.
     pub fn fill_upto(
