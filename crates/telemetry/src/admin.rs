@@ -58,7 +58,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves, then gives in-flight
-/// requests [`DRAIN_TIMEOUT`] to finish and returns.
+/// requests a second (`DRAIN_TIMEOUT`) to finish and returns.
 pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Future<Output = ()>) {
     let mut shutdown = std::pin::pin!(shutdown);
     let (close_all, closing) = Shutdown::new();
