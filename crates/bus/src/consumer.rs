@@ -11,8 +11,10 @@
 mod monitor;
 mod multi;
 mod pubsub;
+mod read_conn;
 mod reaper;
 mod reply;
+mod resp;
 mod stream;
 
 pub use monitor::{GroupInfo, GroupMonitor};

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 use tokio::task::JoinHandle;
 
+use super::read_conn::ReadConn;
 use super::reply::{decode_autoclaim, decode_read, Decoded, StreamEntry};
 use crate::{BusError, Connection, RedisTarget};
 
@@ -105,9 +106,19 @@ pub struct StreamConsumer {
     /// [`StreamConsumer::read_ahead`]).
     read_ahead: bool,
     /// That read, in flight on its own task (which also decodes the reply) while the caller
-    /// writes the batch before it.
-    ahead: Option<JoinHandle<Result<Decoded, BusError>>>,
+    /// writes the batch before it. The task owns the read connection meanwhile and hands it
+    /// back with the reply.
+    ahead: Option<JoinHandle<AheadRead>>,
+    /// Whether `XREADGROUP` goes over [`ReadConn`] (standalone `redis://`): decoded from the
+    /// RESP bytes instead of a redis-rs `Value` tree.
+    direct_reads: bool,
+    /// That connection while no read is in flight on it; `None` until the first read, and
+    /// again after an error broke it.
+    read_conn: Option<ReadConn>,
 }
+
+/// What a read-ahead task hands back: the read connection (if it used one) and the reply.
+type AheadRead = (Option<ReadConn>, Result<Decoded, BusError>);
 
 impl StreamConsumer {
     pub fn new(target: RedisTarget, cfg: StreamConsumerConfig) -> Result<Self, BusError> {
@@ -128,8 +139,11 @@ impl StreamConsumer {
         if cfg.count == 0 {
             return Err(BusError::Config("the read count must be at least 1".into()));
         }
+        let direct_reads = ReadConn::supports(target);
         Ok(Self {
             conn,
+            direct_reads,
+            read_conn: None,
             phase: Phase::OwnPending {
                 after: "0".to_string(),
             },
@@ -195,7 +209,7 @@ impl StreamConsumer {
             // stays in `ahead` for `finish_read_ahead`.
             let joined = ahead.await;
             self.ahead = None;
-            let decoded = joined_read(joined).map_err(|e| self.on_error(e))?;
+            let decoded = self.joined_read(joined).map_err(|e| self.on_error(e))?;
             self.send_read_ahead(&decoded);
             return Ok(self.batch(BatchOrigin::New, decoded, false));
         }
@@ -246,14 +260,28 @@ impl StreamConsumer {
         {
             return;
         }
+        let cmd = self.read_command(">", None);
+        if self.direct_reads {
+            // Connected: the read before this one just succeeded on it.
+            let Some(mut read_conn) = self.read_conn.take() else {
+                return;
+            };
+            self.ahead = Some(tokio::spawn(async move {
+                let decoded = read_conn.read_group(&cmd.get_packed_command()).await;
+                (Some(read_conn), decoded)
+            }));
+            return;
+        }
         // Connected: the read before this one just succeeded.
         let Some(mut conn) = self.conn.connected() else {
             return;
         };
-        let cmd = self.read_command(">", None);
         self.ahead = Some(tokio::spawn(async move {
-            let value = cmd.query_async::<Value>(&mut conn).await?;
-            decode_read(value)
+            let decoded = match cmd.query_async::<Value>(&mut conn).await {
+                Ok(value) => decode_read(value),
+                Err(e) => Err(e.into()),
+            };
+            (None, decoded)
         }));
     }
 
@@ -261,7 +289,8 @@ impl StreamConsumer {
     /// can write and acknowledge it instead of leaving it pending until the next start.
     pub async fn finish_read_ahead(&mut self) -> Option<Result<StreamBatch, BusError>> {
         let ahead = self.ahead.take()?;
-        let decoded = joined_read(ahead.await).map_err(|e| self.on_error(e));
+        let joined = ahead.await;
+        let decoded = self.joined_read(joined).map_err(|e| self.on_error(e));
         Some(decoded.map(|d| self.batch(BatchOrigin::New, d, false)))
     }
 
@@ -317,6 +346,23 @@ impl StreamConsumer {
         block: Option<Duration>,
     ) -> Result<Decoded, BusError> {
         let cmd = self.read_command(from, block);
+        if self.direct_reads {
+            let mut read_conn = match self.read_conn.take() {
+                Some(c) => c,
+                None => ReadConn::connect(self.conn.target())
+                    .await
+                    .map_err(|e| self.on_error(e))?,
+            };
+            let decoded = read_conn.read_group(&cmd.get_packed_command()).await;
+            return match decoded {
+                Err(e) if e.breaks_connection() => Err(self.on_error(e)),
+                other => {
+                    // A server error (NOGROUP) leaves the connection usable.
+                    self.read_conn = Some(read_conn);
+                    other.map_err(|e| self.on_error(e))
+                }
+            };
+        }
         let mut conn = self.conn.get().await?;
         match cmd.query_async::<Value>(&mut conn).await {
             Ok(value) => decode_read(value).map_err(|e| self.on_error(e)),
@@ -379,6 +425,7 @@ impl StreamConsumer {
             if let Some(ahead) = self.ahead.take() {
                 ahead.abort();
             }
+            self.read_conn = None;
             self.group_ready = false;
             self.phase = Phase::OwnPending {
                 after: "0".to_string(),
@@ -388,16 +435,26 @@ impl StreamConsumer {
     }
 }
 
-/// The outcome of a read-ahead task; a panic or abort in it counts as a lost reply.
-fn joined_read(
-    joined: Result<Result<Decoded, BusError>, tokio::task::JoinError>,
-) -> Result<Decoded, BusError> {
-    joined.unwrap_or_else(|e| {
-        Err(BusError::Protocol(format!(
-            "the read-ahead task ended without a reply ({})",
-            if e.is_panic() { "panic" } else { "cancelled" }
-        )))
-    })
+impl StreamConsumer {
+    /// The outcome of a read-ahead task, taking back the read connection it used; a panic
+    /// or abort in it counts as a lost reply (and a lost connection).
+    fn joined_read(
+        &mut self,
+        joined: Result<AheadRead, tokio::task::JoinError>,
+    ) -> Result<Decoded, BusError> {
+        match joined {
+            Ok((read_conn, decoded)) => {
+                if read_conn.is_some() {
+                    self.read_conn = read_conn;
+                }
+                decoded
+            }
+            Err(e) => Err(BusError::Protocol(format!(
+                "the read-ahead task ended without a reply ({})",
+                if e.is_panic() { "panic" } else { "cancelled" }
+            ))),
+        }
+    }
 }
 
 fn batch(stream: &str, origin: BatchOrigin, decoded: Decoded, redelivered: bool) -> StreamBatch {
