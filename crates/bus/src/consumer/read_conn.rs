@@ -158,3 +158,72 @@ fn timeout_error() -> BusError {
         "no reply from Redis in time",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use redtail_testkit::RedisServer;
+
+    use super::*;
+    use crate::consumer::{StreamConsumer, StreamConsumerConfig};
+
+    fn cfg() -> StreamConsumerConfig {
+        StreamConsumerConfig {
+            stream: "s".into(),
+            group: "g".into(),
+            consumer: "c".into(),
+            count: 10,
+            block: Duration::from_millis(10),
+            claim_idle: Duration::from_secs(30),
+            claim_interval: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn only_plain_standalone_targets_read_directly() {
+        assert!(ReadConn::supports(&RedisTarget::new("redis://u:p@h:1/2")));
+        assert!(!ReadConn::supports(&RedisTarget::new("rediss://h:1")));
+        let mut cluster = RedisTarget::new("redis://h:1,redis://h:2");
+        cluster.cluster = true;
+        assert!(!ReadConn::supports(&cluster));
+    }
+
+    /// ACL user, password and a database other than 0: the direct read sees what was
+    /// written there, and a wrong password is an `auth` error, as on the redis-rs path.
+    #[tokio::test]
+    async fn authenticates_and_selects_the_database() {
+        let redis = RedisServer::start();
+        let mut admin = redis::Client::open(redis.url())
+            .expect("client")
+            .get_connection()
+            .expect("connect");
+        redis::cmd("ACL")
+            .arg(&["SETUSER", "reader", "on", ">pw-1", "~*", "+@all"][..])
+            .exec(&mut admin)
+            .expect("acl");
+        redis::cmd("SELECT")
+            .arg(3)
+            .exec(&mut admin)
+            .expect("select");
+        redis::cmd("XADD")
+            .arg(&["s", "*", "line", "in db 3"][..])
+            .exec(&mut admin)
+            .expect("xadd");
+
+        let url = format!("redis://reader:pw-1@127.0.0.1:{}/3", redis.port);
+        let target = RedisTarget::new(url);
+        assert!(ReadConn::supports(&target));
+        let mut consumer = StreamConsumer::new(target, cfg()).expect("consumer");
+        let mut lines = Vec::new();
+        for _ in 0..3 {
+            let batch = consumer.next_batch().await.expect("read");
+            lines.extend(batch.entries.into_iter().filter_map(|e| e.line));
+        }
+        assert_eq!(lines, vec![b"in db 3".to_vec()]);
+
+        let wrong = RedisTarget::new(format!("redis://reader:nope@127.0.0.1:{}/3", redis.port));
+        let err = ReadConn::connect(&wrong).await.err().expect("refused");
+        assert_eq!(err.reason(), "auth");
+    }
+}

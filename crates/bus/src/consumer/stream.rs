@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 use redis::Value;
 use tokio::task::JoinHandle;
 
+use super::ack::AckInFlight;
+pub use super::batch::{BatchOrigin, StreamBatch};
 use super::read_conn::ReadConn;
-use super::reply::{decode_autoclaim, decode_read, Decoded, StreamEntry};
+use super::reply::{decode_autoclaim, decode_read, Decoded};
 use crate::{BusError, Connection, RedisTarget};
 
 /// What a [`StreamConsumer`] reads and how.
@@ -37,45 +39,6 @@ pub struct StreamConsumerConfig {
     pub claim_idle: Duration,
     /// How often to look for such entries.
     pub claim_interval: Duration,
-}
-
-/// Where the entries of a [`StreamBatch`] came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchOrigin {
-    /// Our own pending list (delivered before, never acknowledged): redeliveries.
-    OwnPending,
-    /// Claimed from an idle (dead) consumer: redeliveries.
-    Claimed,
-    /// Never delivered before.
-    New,
-}
-
-/// One read's worth of entries; acknowledge [`StreamBatch::ack_ids`] once they are written.
-#[derive(Debug)]
-pub struct StreamBatch {
-    /// The stream the entries come from (acknowledge them there).
-    pub stream: String,
-    pub origin: BatchOrigin,
-    pub entries: Vec<StreamEntry>,
-    /// Pending ids whose entries were trimmed (`MAXLEN`) or deleted before we processed
-    /// them. Their content is gone, so nothing can be written; they are acknowledged with the
-    /// batch, otherwise they would sit in the pending list forever.
-    pub vanished: Vec<String>,
-}
-
-impl StreamBatch {
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.vanished.is_empty()
-    }
-
-    /// Every id to acknowledge once the entries are written: entries and vanished ones.
-    pub fn ack_ids(&self) -> Vec<String> {
-        self.entries
-            .iter()
-            .map(|e| e.id.clone())
-            .chain(self.vanished.iter().cloned())
-            .collect()
-    }
 }
 
 /// Which read comes next.
@@ -285,6 +248,12 @@ impl StreamConsumer {
         }));
     }
 
+    /// Whether a read ahead is in flight: the next [`StreamConsumer::next_batch`] then
+    /// returns without a new round trip (and never blocks).
+    pub fn has_read_ahead(&self) -> bool {
+        self.ahead.is_some()
+    }
+
     /// The batch read ahead and still in flight, if any: awaited, so a caller shutting down
     /// can write and acknowledge it instead of leaving it pending until the next start.
     pub async fn finish_read_ahead(&mut self) -> Option<Result<StreamBatch, BusError>> {
@@ -313,6 +282,32 @@ impl StreamConsumer {
             Err(e) if e.code() == Some("NOGROUP") => Ok(0),
             Err(e) => Err(self.on_error(e.into())),
         }
+    }
+
+    /// Sends the `XACK` of `ids` without waiting for it; `Err(ids)` when there is no
+    /// connection to send it on (then [`StreamConsumer::ack`] dials and waits).
+    pub fn send_ack(&mut self, ids: Vec<String>) -> Result<AckInFlight, Vec<String>> {
+        match self.conn.connected() {
+            Some(conn) => Ok(AckInFlight::send(
+                conn,
+                &self.cfg.stream,
+                &self.cfg.group,
+                ids,
+            )),
+            None => Err(ids),
+        }
+    }
+
+    /// The outcome of [`StreamConsumer::send_ack`]: how many were still pending and when
+    /// Redis answered, or the error (the connection dropped if it broke it) with the ids to
+    /// acknowledge again.
+    pub async fn settle_ack(
+        &mut self,
+        ack: AckInFlight,
+    ) -> Result<(u64, Instant), (Vec<String>, BusError)> {
+        ack.outcome()
+            .await
+            .map_err(|(ids, err)| (ids, self.on_error(err)))
     }
 
     /// `XGROUP CREATE <stream> <group> 0 MKSTREAM`; an existing group (BUSYGROUP) is fine.
@@ -491,6 +486,7 @@ fn cmp_ids(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consumer::StreamEntry;
 
     fn cfg() -> StreamConsumerConfig {
         StreamConsumerConfig {
