@@ -14,6 +14,7 @@ mod metrics;
 mod output;
 mod pipeline;
 mod pubsub_mode;
+mod reader;
 mod secops_mode;
 mod stream_mode;
 pub mod timestamp;

@@ -19,15 +19,16 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use redtail_bus::consumer::{
-    ConsumerReaper, GroupMonitor, MultiStreamConsumer, StreamBatch, StreamConsumer,
+    AckInFlight, ConsumerReaper, GroupMonitor, MultiStreamConsumer, StreamBatch, StreamConsumer,
     StreamConsumerConfig,
 };
-use redtail_bus::{Backoff, BusError};
+use redtail_bus::Backoff;
 use redtail_telemetry::readiness::Liveness;
 use redtail_telemetry::shutdown::Shutdown;
 
 use crate::health::RedisHealth;
 use crate::pipeline::{Item, Pipeline};
+use crate::reader::{settle, Reader};
 use crate::timestamp;
 use crate::udm::LineContext;
 use crate::{Config, Metrics, SubscriberError};
@@ -42,36 +43,6 @@ pub(crate) const NONE_YET: i64 = i64::MIN;
 /// Cluster mode: pause after a sweep of every stream found nothing. Bounds the idle cost
 /// (one non-blocking read per stream per pause) and the added latency alike.
 const CLUSTER_IDLE_WAIT: Duration = Duration::from_millis(100);
-
-/// The stream(s) this subscriber reads: one (standalone) or every registered one (cluster).
-enum Reader {
-    One(StreamConsumer),
-    Many(MultiStreamConsumer),
-}
-
-impl Reader {
-    async fn next_batch(&mut self) -> Result<StreamBatch, BusError> {
-        match self {
-            Reader::One(c) => c.next_batch().await,
-            Reader::Many(m) => m.next_batch().await,
-        }
-    }
-
-    async fn ack(&mut self, stream: &str, ids: &[String]) -> Result<u64, BusError> {
-        match self {
-            Reader::One(c) => c.ack(ids).await,
-            Reader::Many(m) => m.ack(stream, ids).await,
-        }
-    }
-
-    /// A batch read ahead and not yet handed out (standalone only).
-    async fn finish_read_ahead(&mut self) -> Option<Result<StreamBatch, BusError>> {
-        match self {
-            Reader::One(c) => c.finish_read_ahead().await,
-            Reader::Many(_) => None,
-        }
-    }
-}
 
 pub(crate) async fn run(
     config: &Config,
@@ -141,6 +112,9 @@ pub(crate) async fn run(
     // Ids written out but not yet acknowledged (the acknowledgement failed), and their stream.
     let mut unacked: Vec<String> = Vec::new();
     let mut unacked_stream = String::new();
+    // The last batch's XACK, sent without waiting; settled after the next batch is written
+    // (or before anything else touches Redis after a failed read).
+    let mut in_flight: Option<(AckInFlight, Instant)> = None;
     let result = async {
         loop {
             liveness.beat();
@@ -159,6 +133,22 @@ pub(crate) async fn run(
                         }
                         continue;
                     }
+                }
+            }
+            if in_flight.is_some() && !consumer.has_read_ahead() {
+                // The next read is a round trip (it may block until `block` runs out): settle
+                // the XACK first, so the counters are current and a failed one is retried
+                // before anything new is read.
+                if let Err((failed, stream, err)) =
+                    settle(&mut consumer, &mut in_flight, &metrics).await
+                {
+                    unacked = failed;
+                    unacked_stream = stream;
+                    health.down(err)?;
+                    if pause(&mut backoff, &shutdown).await {
+                        return Ok(());
+                    }
+                    continue;
                 }
             }
             if shutdown.is_triggered() {
@@ -182,6 +172,13 @@ pub(crate) async fn run(
                     batch
                 }
                 Err(err) => {
+                    // A failed read may mean a broken connection, and the pending re-read
+                    // that follows: a failed XACK in flight is retried before it, so its
+                    // entries are not delivered twice.
+                    if let Err(failed) = settle(&mut consumer, &mut in_flight, &metrics).await {
+                        unacked = failed.0;
+                        unacked_stream.clone_from(&failed.1);
+                    }
                     health.down(err)?;
                     if pause(&mut backoff, &shutdown).await {
                         return Ok(());
@@ -190,11 +187,40 @@ pub(crate) async fn run(
                 }
             };
             if batch.is_empty() {
+                if let Err(failed) = settle(&mut consumer, &mut in_flight, &metrics).await {
+                    unacked = failed.0;
+                    unacked_stream.clone_from(&failed.1);
+                    health.down(failed.2)?;
+                    if pause(&mut backoff, &shutdown).await {
+                        return Ok(());
+                    }
+                }
                 continue;
             }
             let started = Instant::now();
             write_batch(&mut pipeline, &batch, &metrics, &newest_us).await?;
-            unacked = batch.ack_ids();
+            let mut ids = batch.ack_ids();
+            // The previous batch's XACK has long been answered (it went out before this
+            // batch was written). If it failed, both batches are acknowledged the awaited way.
+            // In flight only in standalone mode, so both ids lists are of one stream.
+            if let Err((mut failed, _, err)) = settle(&mut consumer, &mut in_flight, &metrics).await
+            {
+                failed.append(&mut ids);
+                unacked = failed;
+                unacked_stream.clone_from(&batch.stream);
+                health.down(err)?;
+                if pause(&mut backoff, &shutdown).await {
+                    return Ok(());
+                }
+                continue;
+            }
+            match consumer.send_ack(ids) {
+                Ok(ack) => {
+                    in_flight = Some((ack, started));
+                    continue;
+                }
+                Err(ids) => unacked = ids,
+            }
             unacked_stream.clone_from(&batch.stream);
             match consumer.ack(&unacked_stream, &unacked).await {
                 Ok(n) => {
@@ -218,6 +244,11 @@ pub(crate) async fn run(
 
     gauges.abort();
     reaping.abort();
+    if let Err((failed, stream, err)) = settle(&mut consumer, &mut in_flight, &metrics).await {
+        tracing::debug!(error = %err, "The last XACK failed; trying once more.");
+        unacked = failed;
+        unacked_stream = stream;
+    }
     if !unacked.is_empty() {
         // Shutting down with a written batch unacknowledged: one last try. If it fails the
         // entries stay pending and are read again (at-least-once), which is all we can do.

@@ -150,7 +150,7 @@ fn owned_text(value: Value) -> Result<String, BusError> {
 }
 
 impl StreamEntry {
-    fn new(id: String) -> Self {
+    pub(crate) fn new(id: String) -> Self {
         StreamEntry {
             id_ms: id_millis(&id),
             id,
@@ -168,6 +168,21 @@ impl StreamEntry {
             b"ct" => self.collected_us = parse_num(&value),
             b"trunc" => self.truncated = value != b"0" && !value.is_empty(),
             _ => self.extra.push((lossy(name), value)),
+        }
+    }
+
+    /// [`StreamEntry::set_field`] from borrowed bytes: only what is kept is copied (the
+    /// known names and the numbers are not).
+    pub(crate) fn set_field_from(&mut self, name: &[u8], value: &[u8]) {
+        match name {
+            b"line" => self.line = Some(value.to_vec()),
+            b"src" => self.src = Some(lossy_ref(value)),
+            b"path" => self.path = Some(lossy_ref(value)),
+            b"fid" => self.fid = Some(lossy_ref(value)),
+            b"off" => self.off = parse_num(value),
+            b"ct" => self.collected_us = parse_num(value),
+            b"trunc" => self.truncated = value != b"0" && !value.is_empty(),
+            _ => self.extra.push((lossy_ref(name), value.to_vec())),
         }
     }
 }
@@ -192,6 +207,10 @@ fn bytes(value: Value) -> Vec<u8> {
         Value::VerbatimString { text, .. } => text.into_bytes(),
         _ => Vec::new(),
     }
+}
+
+fn lossy_ref(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).into_owned()
 }
 
 fn lossy(value: Vec<u8>) -> String {

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use redis::Value;
 use tokio::task::JoinHandle;
 
-use super::reply::{decode_autoclaim, decode_read, Decoded, StreamEntry};
+use super::ack::AckInFlight;
+pub use super::batch::{BatchOrigin, StreamBatch};
+use super::read_conn::ReadConn;
+use super::reply::{decode_autoclaim, decode_read, Decoded};
 use crate::{BusError, Connection, RedisTarget};
 
 /// What a [`StreamConsumer`] reads and how.
@@ -36,45 +39,6 @@ pub struct StreamConsumerConfig {
     pub claim_idle: Duration,
     /// How often to look for such entries.
     pub claim_interval: Duration,
-}
-
-/// Where the entries of a [`StreamBatch`] came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchOrigin {
-    /// Our own pending list (delivered before, never acknowledged): redeliveries.
-    OwnPending,
-    /// Claimed from an idle (dead) consumer: redeliveries.
-    Claimed,
-    /// Never delivered before.
-    New,
-}
-
-/// One read's worth of entries; acknowledge [`StreamBatch::ack_ids`] once they are written.
-#[derive(Debug)]
-pub struct StreamBatch {
-    /// The stream the entries come from (acknowledge them there).
-    pub stream: String,
-    pub origin: BatchOrigin,
-    pub entries: Vec<StreamEntry>,
-    /// Pending ids whose entries were trimmed (`MAXLEN`) or deleted before we processed
-    /// them. Their content is gone, so nothing can be written; they are acknowledged with the
-    /// batch, otherwise they would sit in the pending list forever.
-    pub vanished: Vec<String>,
-}
-
-impl StreamBatch {
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.vanished.is_empty()
-    }
-
-    /// Every id to acknowledge once the entries are written: entries and vanished ones.
-    pub fn ack_ids(&self) -> Vec<String> {
-        self.entries
-            .iter()
-            .map(|e| e.id.clone())
-            .chain(self.vanished.iter().cloned())
-            .collect()
-    }
 }
 
 /// Which read comes next.
@@ -105,9 +69,19 @@ pub struct StreamConsumer {
     /// [`StreamConsumer::read_ahead`]).
     read_ahead: bool,
     /// That read, in flight on its own task (which also decodes the reply) while the caller
-    /// writes the batch before it.
-    ahead: Option<JoinHandle<Result<Decoded, BusError>>>,
+    /// writes the batch before it. The task owns the read connection meanwhile and hands it
+    /// back with the reply.
+    ahead: Option<JoinHandle<AheadRead>>,
+    /// Whether `XREADGROUP` goes over [`ReadConn`] (standalone `redis://`): decoded from the
+    /// RESP bytes instead of a redis-rs `Value` tree.
+    direct_reads: bool,
+    /// That connection while no read is in flight on it; `None` until the first read, and
+    /// again after an error broke it.
+    read_conn: Option<ReadConn>,
 }
+
+/// What a read-ahead task hands back: the read connection (if it used one) and the reply.
+type AheadRead = (Option<ReadConn>, Result<Decoded, BusError>);
 
 impl StreamConsumer {
     pub fn new(target: RedisTarget, cfg: StreamConsumerConfig) -> Result<Self, BusError> {
@@ -128,8 +102,11 @@ impl StreamConsumer {
         if cfg.count == 0 {
             return Err(BusError::Config("the read count must be at least 1".into()));
         }
+        let direct_reads = ReadConn::supports(target);
         Ok(Self {
             conn,
+            direct_reads,
+            read_conn: None,
             phase: Phase::OwnPending {
                 after: "0".to_string(),
             },
@@ -195,7 +172,7 @@ impl StreamConsumer {
             // stays in `ahead` for `finish_read_ahead`.
             let joined = ahead.await;
             self.ahead = None;
-            let decoded = joined_read(joined).map_err(|e| self.on_error(e))?;
+            let decoded = self.joined_read(joined).map_err(|e| self.on_error(e))?;
             self.send_read_ahead(&decoded);
             return Ok(self.batch(BatchOrigin::New, decoded, false));
         }
@@ -246,22 +223,43 @@ impl StreamConsumer {
         {
             return;
         }
+        let cmd = self.read_command(">", None);
+        if self.direct_reads {
+            // Connected: the read before this one just succeeded on it.
+            let Some(mut read_conn) = self.read_conn.take() else {
+                return;
+            };
+            self.ahead = Some(tokio::spawn(async move {
+                let decoded = read_conn.read_group(&cmd.get_packed_command()).await;
+                (Some(read_conn), decoded)
+            }));
+            return;
+        }
         // Connected: the read before this one just succeeded.
         let Some(mut conn) = self.conn.connected() else {
             return;
         };
-        let cmd = self.read_command(">", None);
         self.ahead = Some(tokio::spawn(async move {
-            let value = cmd.query_async::<Value>(&mut conn).await?;
-            decode_read(value)
+            let decoded = match cmd.query_async::<Value>(&mut conn).await {
+                Ok(value) => decode_read(value),
+                Err(e) => Err(e.into()),
+            };
+            (None, decoded)
         }));
+    }
+
+    /// Whether a read ahead is in flight: the next [`StreamConsumer::next_batch`] then
+    /// returns without a new round trip (and never blocks).
+    pub fn has_read_ahead(&self) -> bool {
+        self.ahead.is_some()
     }
 
     /// The batch read ahead and still in flight, if any: awaited, so a caller shutting down
     /// can write and acknowledge it instead of leaving it pending until the next start.
     pub async fn finish_read_ahead(&mut self) -> Option<Result<StreamBatch, BusError>> {
         let ahead = self.ahead.take()?;
-        let decoded = joined_read(ahead.await).map_err(|e| self.on_error(e));
+        let joined = ahead.await;
+        let decoded = self.joined_read(joined).map_err(|e| self.on_error(e));
         Some(decoded.map(|d| self.batch(BatchOrigin::New, d, false)))
     }
 
@@ -284,6 +282,32 @@ impl StreamConsumer {
             Err(e) if e.code() == Some("NOGROUP") => Ok(0),
             Err(e) => Err(self.on_error(e.into())),
         }
+    }
+
+    /// Sends the `XACK` of `ids` without waiting for it; `Err(ids)` when there is no
+    /// connection to send it on (then [`StreamConsumer::ack`] dials and waits).
+    pub fn send_ack(&mut self, ids: Vec<String>) -> Result<AckInFlight, Vec<String>> {
+        match self.conn.connected() {
+            Some(conn) => Ok(AckInFlight::send(
+                conn,
+                &self.cfg.stream,
+                &self.cfg.group,
+                ids,
+            )),
+            None => Err(ids),
+        }
+    }
+
+    /// The outcome of [`StreamConsumer::send_ack`]: how many were still pending and when
+    /// Redis answered, or the error (the connection dropped if it broke it) with the ids to
+    /// acknowledge again.
+    pub async fn settle_ack(
+        &mut self,
+        ack: AckInFlight,
+    ) -> Result<(u64, Instant), (Vec<String>, BusError)> {
+        ack.outcome()
+            .await
+            .map_err(|(ids, err)| (ids, self.on_error(err)))
     }
 
     /// `XGROUP CREATE <stream> <group> 0 MKSTREAM`; an existing group (BUSYGROUP) is fine.
@@ -317,6 +341,23 @@ impl StreamConsumer {
         block: Option<Duration>,
     ) -> Result<Decoded, BusError> {
         let cmd = self.read_command(from, block);
+        if self.direct_reads {
+            let mut read_conn = match self.read_conn.take() {
+                Some(c) => c,
+                None => ReadConn::connect(self.conn.target())
+                    .await
+                    .map_err(|e| self.on_error(e))?,
+            };
+            let decoded = read_conn.read_group(&cmd.get_packed_command()).await;
+            return match decoded {
+                Err(e) if e.breaks_connection() => Err(self.on_error(e)),
+                other => {
+                    // A server error (NOGROUP) leaves the connection usable.
+                    self.read_conn = Some(read_conn);
+                    other.map_err(|e| self.on_error(e))
+                }
+            };
+        }
         let mut conn = self.conn.get().await?;
         match cmd.query_async::<Value>(&mut conn).await {
             Ok(value) => decode_read(value).map_err(|e| self.on_error(e)),
@@ -379,6 +420,7 @@ impl StreamConsumer {
             if let Some(ahead) = self.ahead.take() {
                 ahead.abort();
             }
+            self.read_conn = None;
             self.group_ready = false;
             self.phase = Phase::OwnPending {
                 after: "0".to_string(),
@@ -388,16 +430,26 @@ impl StreamConsumer {
     }
 }
 
-/// The outcome of a read-ahead task; a panic or abort in it counts as a lost reply.
-fn joined_read(
-    joined: Result<Result<Decoded, BusError>, tokio::task::JoinError>,
-) -> Result<Decoded, BusError> {
-    joined.unwrap_or_else(|e| {
-        Err(BusError::Protocol(format!(
-            "the read-ahead task ended without a reply ({})",
-            if e.is_panic() { "panic" } else { "cancelled" }
-        )))
-    })
+impl StreamConsumer {
+    /// The outcome of a read-ahead task, taking back the read connection it used; a panic
+    /// or abort in it counts as a lost reply (and a lost connection).
+    fn joined_read(
+        &mut self,
+        joined: Result<AheadRead, tokio::task::JoinError>,
+    ) -> Result<Decoded, BusError> {
+        match joined {
+            Ok((read_conn, decoded)) => {
+                if read_conn.is_some() {
+                    self.read_conn = read_conn;
+                }
+                decoded
+            }
+            Err(e) => Err(BusError::Protocol(format!(
+                "the read-ahead task ended without a reply ({})",
+                if e.is_panic() { "panic" } else { "cancelled" }
+            ))),
+        }
+    }
 }
 
 fn batch(stream: &str, origin: BatchOrigin, decoded: Decoded, redelivered: bool) -> StreamBatch {
@@ -434,6 +486,7 @@ fn cmp_ids(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consumer::StreamEntry;
 
     fn cfg() -> StreamConsumerConfig {
         StreamConsumerConfig {
