@@ -2,13 +2,13 @@
 //!
 //! The script and its argument layout are the same in both deployments; only the key names
 //! differ (see [`crate::keys`]): standalone uses [`OFFSETS_KEY`] and the configured stream,
-//! a cluster uses one stream and one offsets hash per source, in one slot.
-
-use std::time::Duration;
+//! a cluster uses one stream and one offsets hash per source, in one slot. The offset
+//! lookups and bookkeeping outside the script are in `offsets.rs`; publishing with replica
+//! acknowledgement (`WAIT`) in `replicated.rs`.
 
 use redis::Value;
 
-use crate::keys::{cluster_offsets_key, cluster_stream_key, registry_key};
+use crate::keys::{cluster_offsets_key, cluster_stream_key};
 use crate::{BusError, Connection, RedisConn};
 
 /// The hash holding the committed offset of every (source, file identity) (standalone).
@@ -310,255 +310,10 @@ impl Publisher {
             }
         }
     }
-
-    /// The committed offsets Redis holds for these files (HMGET), `None` where unknown.
-    pub async fn committed_offsets(
-        &mut self,
-        source: &str,
-        fids: &[String],
-    ) -> Result<Vec<Option<u64>>, BusError> {
-        if fids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let result: Result<Vec<Option<u64>>, BusError> = async {
-            let key = self.offsets_key(source);
-            let mut conn = self.conn.get().await?;
-            let mut cmd = redis::cmd("HMGET");
-            cmd.arg(&key);
-            for fid in fids {
-                cmd.arg(Self::offsets_field(source, fid));
-            }
-            let values: Vec<Option<String>> = cmd.query_async(&mut conn).await?;
-            values
-                .into_iter()
-                .map(|v| match v {
-                    None => Ok(None),
-                    Some(s) => s.parse::<u64>().map(Some).map_err(|_| {
-                        BusError::Protocol(format!("offset {s:?} in {key} is not a number"))
-                    }),
-                })
-                .collect()
-        }
-        .await;
-        result.map_err(|e| self.conn.on_error(e))
-    }
-
-    /// Every committed offset Redis holds for `source`: (fid, offset). At start this is
-    /// the authoritative record of what was published (the checkpoint may lag it or be
-    /// lost). Standalone: `HSCAN … MATCH <source>:*` of the shared hash; cluster: the
-    /// source's own hash.
-    pub async fn source_offsets(&mut self, source: &str) -> Result<Vec<(String, u64)>, BusError> {
-        let key = self.offsets_key(source);
-        let prefix = format!("{source}:");
-        let pattern = format!("{}*", glob_escape(&prefix));
-        let result: Result<Vec<(String, u64)>, BusError> = async {
-            let mut conn = self.conn.get().await?;
-            let mut out = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-                    .arg(&key)
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut conn)
-                    .await?;
-                for (field, value) in page {
-                    let Some(fid) = field.strip_prefix(&prefix) else {
-                        continue;
-                    };
-                    let offset = value.parse::<u64>().map_err(|_| {
-                        BusError::Protocol(format!("offset {value:?} in {key} is not a number"))
-                    })?;
-                    out.push((fid.to_string(), offset));
-                }
-                if next == 0 {
-                    return Ok(out);
-                }
-                cursor = next;
-            }
-        }
-        .await;
-        result.map_err(|e| self.conn.on_error(e))
-    }
-
-    /// Raise a file's committed offset to `offset` without publishing (a copy continued
-    /// where its original ended, a file skipped on purpose): Redis alone must know where
-    /// to resume. Never lowers it.
-    pub async fn raise_offset(
-        &mut self,
-        source: &str,
-        fid: &str,
-        offset: u64,
-    ) -> Result<(), BusError> {
-        const RAISE: &str = "local c = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') \
-            if tonumber(ARGV[2]) > c then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end \
-            return 1";
-        let key = self.offsets_key(source);
-        let result: Result<(), BusError> = async {
-            let mut conn = self.conn.get().await?;
-            let _: i64 = redis::cmd("EVAL")
-                .arg(RAISE)
-                .arg(1)
-                .arg(&key)
-                .arg(Self::offsets_field(source, fid))
-                .arg(offset)
-                .query_async(&mut conn)
-                .await?;
-            Ok(())
-        }
-        .await;
-        result.map_err(|e| self.conn.on_error(e))
-    }
-
-    /// Remove the committed offsets of files whose content is gone for good (deleted or
-    /// truncated and read to their end), so the hash does not grow with every rotation.
-    pub async fn forget_all(&mut self, source: &str, fids: &[String]) -> Result<(), BusError> {
-        if fids.is_empty() {
-            return Ok(());
-        }
-        let key = self.offsets_key(source);
-        let result: Result<(), BusError> = async {
-            let mut conn = self.conn.get().await?;
-            let mut cmd = redis::cmd("HDEL");
-            cmd.arg(&key);
-            for fid in fids {
-                cmd.arg(Self::offsets_field(source, fid));
-            }
-            let _: i64 = cmd.query_async(&mut conn).await?;
-            Ok(())
-        }
-        .await;
-        result.map_err(|e| self.conn.on_error(e))
-    }
-
-    /// Remove a file's committed offset (after its checkpoint entry was dropped).
-    pub async fn forget(&mut self, source: &str, fid: &str) -> Result<(), BusError> {
-        let key = self.offsets_key(source);
-        let result: Result<(), BusError> = async {
-            let mut conn = self.conn.get().await?;
-            let _: i64 = redis::cmd("HDEL")
-                .arg(&key)
-                .arg(Self::offsets_field(source, fid))
-                .query_async(&mut conn)
-                .await?;
-            Ok(())
-        }
-        .await;
-        result.map_err(|e| self.conn.on_error(e))
-    }
-
-    /// Cluster, stream mode: `SADD <prefix>:streams <source's stream>` so subscribers find
-    /// the stream. Idempotent (an existing member changes nothing and is not replicated), so
-    /// it is repeated now and then: a registry lost in a failover is rebuilt within seconds.
-    /// Standalone or pub/sub mode: nothing to do.
-    pub async fn register(&mut self, source: &str) -> Result<(), BusError> {
-        let (Mode::Stream { key, .. }, true) = (&self.mode, self.cluster) else {
-            return Ok(());
-        };
-        let registry = registry_key(key);
-        let stream = cluster_stream_key(key, source);
-        let result: Result<(), BusError> = async {
-            let mut conn = self.conn.get().await?;
-            let _: i64 = redis::cmd("SADD")
-                .arg(&registry)
-                .arg(&stream)
-                .query_async(&mut conn)
-                .await?;
-            Ok(())
-        }
-        .await;
-        result.map_err(|e| self.conn.on_error(e))
-    }
-
-    /// One attempt with replica acknowledgement: the script call and `WAIT <replicas>
-    /// <timeout>` go out as one pipeline, so both run on the same connection to the same
-    /// node, one after the other. Returns the script's outcome and how many replicas hold
-    /// everything that connection wrote, this batch included.
-    ///
-    /// Why one pipeline: `WAIT` counts the replicas of the node it runs on that acknowledged
-    /// the last write *of its own connection*. Sent as a command of its own it is routed on
-    /// its own: in a cluster, with the slot's primary just killed, redis-rs sends it to any
-    /// connected node, and another shard's primary answers at once with its own replica
-    /// count — a batch held only by the dead primary was then taken as replicated and lost.
-    /// In one pipeline a redirect or reconnect resends both commands together, and a script
-    /// reply that is not an error proves it ran on the node that answered the `WAIT`. (A
-    /// resend the script skips entirely still writes, see publish.lua, so that the `WAIT`
-    /// covers lines an earlier connection wrote, on every Redis version.)
-    ///
-    /// What it proves: the batch reached that many replicas' memory (not their disk) before
-    /// the reply. Redis replication stays asynchronous: a failover may still promote a
-    /// replica that did not get it when several replicas exist, and a primary that restarts
-    /// empty loses it. `timeout` must stay below the connection's response timeout.
-    pub async fn publish_replicated(
-        &mut self,
-        batch: &PublishBatch<'_>,
-        replicas: u32,
-        timeout: Duration,
-    ) -> Result<(PublishOutcome, u64), BusError> {
-        match self.try_publish_replicated(batch, replicas, timeout).await {
-            Ok(done) => Ok(done),
-            Err(e) => Err(self.conn.on_error(e)),
-        }
-    }
-
-    async fn try_publish_replicated(
-        &mut self,
-        batch: &PublishBatch<'_>,
-        replicas: u32,
-        timeout: Duration,
-    ) -> Result<(PublishOutcome, u64), BusError> {
-        let mut conn = self.conn.get().await?;
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(replicas).arg(timeout.as_millis().max(1) as u64);
-        let mut script = self.command("EVALSHA", batch);
-        self.fill(&mut script, batch, &self.sha, None);
-        let mut replies = script_then_wait(&mut conn, &script, &wait).await?;
-        if matches!(&replies.0, Err(e) if e.code() == Some("NOSCRIPT")) {
-            if self.cluster {
-                // As in `try_publish`: EVAL caches the script on this slot's primary only.
-                let mut eval = redis::cmd("EVAL");
-                self.fill(&mut eval, batch, self.script, None);
-                replies = script_then_wait(&mut conn, &eval, &wait).await?;
-            } else {
-                load_script(&mut conn, self.script).await?;
-                replies = script_then_wait(&mut conn, &script, &wait).await?;
-            }
-        }
-        let (script_reply, wait_reply) = replies;
-        let outcome = parse_outcome(script_reply?)?;
-        let acked = redis::from_redis_value::<u64>(wait_reply?).map_err(redis::RedisError::from)?;
-        Ok((outcome, acked))
-    }
 }
 
-/// `script` then `wait` in one pipeline on one connection; each reply or its error (a
-/// failed script still lets the `WAIT` run, whose count then means nothing).
-async fn script_then_wait(
-    conn: &mut RedisConn,
-    script: &redis::Cmd,
-    wait: &redis::Cmd,
-) -> Result<(redis::RedisResult<Value>, redis::RedisResult<Value>), BusError> {
-    let mut pipe = redis::pipe();
-    pipe.add_command(script.clone())
-        .add_command(wait.clone())
-        .ignore_errors();
-    let mut replies: Vec<Value> = pipe.query_async(conn).await?;
-    if replies.len() != 2 {
-        return Err(BusError::Protocol(format!(
-            "script and WAIT pipeline replied {} values",
-            replies.len()
-        )));
-    }
-    let wait_reply = replies.pop().map(Value::extract_error);
-    let script_reply = replies.pop().map(Value::extract_error);
-    match (script_reply, wait_reply) {
-        (Some(script), Some(wait)) => Ok((script, wait)),
-        _ => Err(BusError::Protocol("script and WAIT pipeline reply".into())),
-    }
-}
+mod offsets;
+mod replicated;
 
 /// Every line's end offset, separated by spaces (the pub/sub script's skip list).
 fn ends_list(lines: &[OutLine<'_>]) -> String {
@@ -570,18 +325,6 @@ fn ends_list(lines: &[OutLine<'_>]) -> String {
         }
         // Writing to a String cannot fail.
         let _ = write!(out, "{}", line.end);
-    }
-    out
-}
-
-/// `s` with Redis glob metacharacters escaped (for `MATCH`).
-fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
     }
     out
 }
@@ -638,12 +381,6 @@ fn parse_outcome(reply: Value) -> Result<PublishOutcome, BusError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_match_patterns() {
-        assert_eq!(glob_escape("pod-0:"), "pod-0:");
-        assert_eq!(glob_escape("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:");
-    }
 
     #[test]
     fn parses_script_reply() {
