@@ -16,6 +16,13 @@ use redis::Value;
 use super::reply::{Decoded, StreamEntry};
 use crate::BusError;
 
+/// Longest header line accepted (a status or error text included).
+const MAX_HEADER_LINE: usize = 64 * 1024;
+/// Longest bulk string accepted: 512 MiB plus room for an entry's other fields.
+const MAX_BULK_BYTES: u64 = 512 * 1024 * 1024 + 64 * 1024;
+/// Entries reserved up front, whatever the reply declares (it grows past this if real).
+const MAX_RESERVE_ENTRIES: usize = 4096;
+
 /// The length of the first complete RESP frame in `buf`, `Ok(None)` if it is still incomplete.
 ///
 /// Iterative (a count of elements still to skip), so a deeply nested or hostile reply cannot
@@ -26,6 +33,11 @@ pub(crate) fn frame_len(buf: &[u8]) -> Result<Option<usize>, BusError> {
     while remaining > 0 {
         remaining -= 1;
         let Some((kind, line, next)) = header(buf, pos) else {
+            // A header is a type byte and a number (or a short status or error text): a
+            // "line" this long without its end is not Redis, and must not grow the buffer.
+            if buf.len().saturating_sub(pos) > MAX_HEADER_LINE {
+                return Err(bad("header line"));
+            }
             return Ok(None);
         };
         pos = next;
@@ -50,6 +62,11 @@ pub(crate) fn frame_len(buf: &[u8]) -> Result<Option<usize>, BusError> {
                 let n = number(line)?;
                 if n < 0 {
                     continue;
+                }
+                // No field the watcher writes is longer (`REDTAIL_MAX_LINE_BYTES` ≤ 512 MiB,
+                // Redis' own `proto-max-bulk-len`): reject before buffering it.
+                if n as u64 > MAX_BULK_BYTES {
+                    return Err(bad("bulk length"));
                 }
                 let end = pos
                     .checked_add(n as usize)
@@ -180,7 +197,8 @@ impl<'a> Reader<'a> {
             Item::Nil => return Ok(()),
             _ => return Err(bad("stream entries")),
         };
-        out.entries.reserve(n);
+        // The declared count comes from the wire: reserve no more than a real reply needs.
+        out.entries.reserve(n.min(MAX_RESERVE_ENTRIES));
         for _ in 0..n {
             match self.next()? {
                 Item::Array(2) => {}
@@ -351,6 +369,23 @@ mod tests {
                 (a, b) => panic!("differ: {a:?} vs {b:?}"),
             }
         }
+    }
+
+    /// A reply that declares more than any entry can hold, or a header line that never
+    /// ends, is refused at once instead of growing the receive buffer (a hostile or broken
+    /// peer streamed 1.8 GiB into it before the response timeout).
+    #[test]
+    fn oversized_declarations_are_refused_before_buffering() {
+        assert!(frame_len(b"*1\r\n*2\r\n$2\r\ns2\r\n*1\r\n*2\r\n$9999999999999\r\n").is_err());
+        let mut endless = b"*1\r\n:".to_vec();
+        endless.resize(endless.len() + MAX_HEADER_LINE + 1, b'7');
+        assert!(frame_len(&endless).is_err());
+        // Just below the header limit it is only incomplete.
+        endless.truncate(4 + MAX_HEADER_LINE);
+        assert!(matches!(frame_len(&endless), Ok(None)));
+        // A declared count far above the frame's size decodes to an error, quickly.
+        let many = b"*1\r\n*2\r\n$2\r\ns2\r\n*99999999\r\n*2\r\n$3\r\n1-1\r\n*0\r\n";
+        assert!(decode_read_frame(many).is_err());
     }
 
     #[test]
