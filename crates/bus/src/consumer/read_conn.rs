@@ -30,6 +30,7 @@ const READ_CHUNK: usize = 128 * 1024;
 /// lines, a big `COUNT`) must not pin its memory for the life of the process.
 const KEEP_BUFFER: usize = 4 * 1024 * 1024;
 
+/// Also the subscriber's pub/sub connection ([`super::pubsub`]), for the same reason.
 pub(crate) struct ReadConn {
     socket: TcpStream,
     /// Receive buffer, reused for every reply.
@@ -123,19 +124,66 @@ impl ReadConn {
             if let Some(len) = frame_len(&self.buf)? {
                 return Ok(len);
             }
-            self.buf.reserve(READ_CHUNK);
-            let n = self
-                .socket
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(io_error)?;
-            if n == 0 {
-                return Err(io_error(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "Redis closed the read connection",
-                )));
-            }
+            self.fill().await?;
         }
+    }
+
+    /// Sends `packed` without reading a reply (on a subscribed connection replies arrive
+    /// among the messages).
+    pub async fn send(&mut self, packed: &[u8]) -> Result<(), BusError> {
+        self.socket.write_all(packed).await.map_err(io_error)
+    }
+
+    /// Waits up to `wait` for at least one whole frame, then hands every whole frame
+    /// buffered (at most `max`) to `each`, in order; how many. 0 = nothing within `wait`.
+    /// For a subscribed connection, where frames arrive unasked and back to back.
+    pub async fn frames(
+        &mut self,
+        max: usize,
+        wait: Duration,
+        mut each: impl FnMut(&[u8]) -> Result<(), BusError>,
+    ) -> Result<usize, BusError> {
+        let filled = async {
+            while frame_len(&self.buf)?.is_none() {
+                self.fill().await?;
+            }
+            Ok::<_, BusError>(())
+        };
+        match tokio::time::timeout(wait, filled).await {
+            Ok(filled) => filled?,
+            Err(_) => return Ok(0),
+        }
+        // One cursor over the buffer and one drain at the end: a drain per frame would
+        // move the rest of the buffer once per message.
+        let mut pos = 0;
+        let mut count = 0;
+        while count < max.max(1) {
+            let Some(len) = frame_len(&self.buf[pos..])? else {
+                break;
+            };
+            each(&self.buf[pos..pos + len])?;
+            pos += len;
+            count += 1;
+        }
+        self.consume(pos);
+        Ok(count)
+    }
+
+    /// One socket read into the buffer; the end of the connection is an error.
+    async fn fill(&mut self) -> Result<(), BusError> {
+        self.buf.reserve(READ_CHUNK);
+        let n = self
+            .socket
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(io_error)?;
+        if n == 0 {
+            return Err(io_error(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "Redis closed the read connection",
+            )));
+        }
+        Ok(())
     }
 
     /// Drops the first `len` bytes (one reply); nothing follows a reply on this connection,

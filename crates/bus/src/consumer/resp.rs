@@ -5,7 +5,8 @@
 //! every node) as the largest single cost of the subscriber. For the one reply on the hot path
 //! we know the shape, so [`frame_len`] first finds where the reply ends (headers only, bulk
 //! contents are skipped by their length) and [`decode_read_frame`] then copies each field once,
-//! from the socket buffer into its [`StreamEntry`].
+//! from the socket buffer into its [`StreamEntry`]. The pub/sub subscription's frames
+//! (`message <channel> <payload>`) are cut the same way ([`decode_push`]).
 //!
 //! Both RESP2 and RESP3 are accepted (arrays or maps, `*-1`/`$-1` or `_` for nil), since the
 //! decoder must not depend on what the connection negotiated. Anything malformed is an error,
@@ -116,6 +117,43 @@ pub(crate) fn decode_read_frame(frame: &[u8]) -> Result<Decoded, BusError> {
         return Err(bad("trailing bytes"));
     }
     Ok(out)
+}
+
+/// A frame a subscribed (RESP2) connection receives.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Push<'a> {
+    /// `message <channel> <payload>`: the payload.
+    Message(&'a [u8]),
+    /// The reply to a `PING` sent while subscribed.
+    Pong,
+    /// `subscribe` confirmations and anything else a subscriber may be sent.
+    Other,
+}
+
+/// Decodes one complete frame (as measured by [`frame_len`]) of a subscribed connection.
+pub(crate) fn decode_push(frame: &[u8]) -> Result<Push<'_>, BusError> {
+    let mut r = Reader { buf: frame, pos: 0 };
+    let n = match r.next()? {
+        Item::Array(n) | Item::Map(n) => n,
+        Item::Error => return Err(server_error(frame)),
+        _ => return Err(bad("pub/sub frame")),
+    };
+    let kind = match r.next()? {
+        Item::Text(kind) => kind,
+        _ => return Err(bad("pub/sub frame kind")),
+    };
+    match (kind, n) {
+        (b"message", 3) => {
+            r.skip_string()?;
+            match r.next()? {
+                Item::Text(payload) => Ok(Push::Message(payload)),
+                Item::Nil => Ok(Push::Message(&[])),
+                _ => Err(bad("pub/sub payload")),
+            }
+        }
+        (b"pong", _) => Ok(Push::Pong),
+        _ => Ok(Push::Other),
+    }
 }
 
 /// A server error line (`-NOGROUP …`) as redis-rs' own error, so `code()` and the error's
@@ -269,195 +307,11 @@ fn lossy(b: &[u8]) -> String {
 
 /// A protocol error naming the part of the reply, never its content (it may be a log line).
 fn bad(what: &str) -> BusError {
-    BusError::Protocol(format!("XREADGROUP reply: malformed {what}"))
+    BusError::Protocol(format!(
+        "Redis reply (XREADGROUP or pub/sub): malformed {what}"
+    ))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::consumer::reply::decode_read;
-    use crate::consumer::stream::is_nogroup;
-    use proptest::prelude::*;
-
-    // Replies captured from redis-server 7.0 (`XREADGROUP … COUNT 10 STREAMS s <id>` over a
-    // raw socket; RESP3 after `HELLO 3`). Entry 1-1 has a binary line holding CR LF; 1-2 was
-    // read, then `XDEL`eted, so the pending re-read returns it without a body.
-    const R2_NEW: &[u8] = b"*1\r\n*2\r\n$2\r\ns2\r\n*2\r\n*2\r\n$3\r\n1-1\r\n*8\r\n$4\r\nline\r\n$11\r\n\xff{\"a\":1}\x00\r\n\r\n$3\r\nsrc\r\n$5\r\npod-a\r\n$3\r\noff\r\n$2\r\n42\r\n$2\r\nct\r\n$1\r\n7\r\n*2\r\n$3\r\n1-2\r\n*2\r\n$4\r\nline\r\n$4\r\ngone\r\n";
-    const R2_PENDING_DELETED: &[u8] = b"*1\r\n*2\r\n$2\r\ns2\r\n*2\r\n*2\r\n$3\r\n1-1\r\n*8\r\n$4\r\nline\r\n$11\r\n\xff{\"a\":1}\x00\r\n\r\n$3\r\nsrc\r\n$5\r\npod-a\r\n$3\r\noff\r\n$2\r\n42\r\n$2\r\nct\r\n$1\r\n7\r\n*2\r\n$3\r\n1-2\r\n*-1\r\n";
-    const R2_NIL: &[u8] = b"*-1\r\n";
-    const R2_EMPTY_PENDING: &[u8] = b"*1\r\n*2\r\n$2\r\ns2\r\n*0\r\n";
-    const R3_NEW: &[u8] = b"%1\r\n$2\r\ns3\r\n*2\r\n*2\r\n$3\r\n1-1\r\n*8\r\n$4\r\nline\r\n$11\r\n\xff{\"a\":1}\x00\r\n\r\n$3\r\nsrc\r\n$5\r\npod-a\r\n$3\r\noff\r\n$2\r\n42\r\n$2\r\nct\r\n$1\r\n7\r\n*2\r\n$3\r\n1-2\r\n*2\r\n$4\r\nline\r\n$4\r\ngone\r\n";
-    const R3_PENDING_DELETED: &[u8] = b"%1\r\n$2\r\ns3\r\n*2\r\n*2\r\n$3\r\n1-1\r\n*8\r\n$4\r\nline\r\n$11\r\n\xff{\"a\":1}\x00\r\n\r\n$3\r\nsrc\r\n$5\r\npod-a\r\n$3\r\noff\r\n$2\r\n42\r\n$2\r\nct\r\n$1\r\n7\r\n*2\r\n$3\r\n1-2\r\n_\r\n";
-    const R3_NIL: &[u8] = b"_\r\n";
-    const R3_EMPTY_PENDING: &[u8] = b"%1\r\n$2\r\ns3\r\n*0\r\n";
-    const NOGROUP: &[u8] =
-        b"-NOGROUP No such key 's2' or consumer group 'nog' in XREADGROUP with GROUP option\r\n";
-
-    const ALL: &[&[u8]] = &[
-        R2_NEW,
-        R2_PENDING_DELETED,
-        R2_NIL,
-        R2_EMPTY_PENDING,
-        R3_NEW,
-        R3_PENDING_DELETED,
-        R3_NIL,
-        R3_EMPTY_PENDING,
-        NOGROUP,
-    ];
-
-    /// Frame length first, as the connection does, then the decode.
-    fn decode(bytes: &[u8]) -> Result<Decoded, BusError> {
-        assert_eq!(frame_len(bytes).expect("framed"), Some(bytes.len()));
-        decode_read_frame(bytes)
-    }
-
-    #[test]
-    fn decodes_new_entries_in_resp2_and_resp3() {
-        for reply in [R2_NEW, R3_NEW] {
-            let d = decode(reply).expect("decode");
-            assert!(d.vanished.is_empty());
-            assert_eq!(d.entries.len(), 2);
-            let e = &d.entries[0];
-            assert_eq!(e.id, "1-1");
-            assert_eq!(e.id_ms, 1);
-            assert_eq!(e.line.as_deref(), Some(&b"\xff{\"a\":1}\x00\r\n"[..]));
-            assert_eq!(e.src.as_deref(), Some("pod-a"));
-            assert_eq!(e.off, Some(42));
-            assert_eq!(e.collected_us, Some(7));
-            assert_eq!(d.entries[1].line.as_deref(), Some(&b"gone"[..]));
-        }
-    }
-
-    #[test]
-    fn deleted_bodies_are_vanished_ids() {
-        for reply in [R2_PENDING_DELETED, R3_PENDING_DELETED] {
-            let d = decode(reply).expect("decode");
-            assert_eq!(d.entries.len(), 1);
-            assert_eq!(d.vanished, vec!["1-2".to_string()]);
-        }
-    }
-
-    #[test]
-    fn nil_and_empty_streams_decode_to_nothing() {
-        for reply in [R2_NIL, R3_NIL, R2_EMPTY_PENDING, R3_EMPTY_PENDING] {
-            let d = decode(reply).expect("decode");
-            assert!(d.entries.is_empty() && d.vanished.is_empty());
-        }
-    }
-
-    #[test]
-    fn server_errors_keep_their_code() {
-        let err = decode(NOGROUP).expect_err("an error reply");
-        assert!(is_nogroup(&err), "{err:?}");
-        assert!(!err.breaks_connection());
-    }
-
-    #[test]
-    fn same_result_as_the_redis_rs_path() {
-        for reply in ALL {
-            let ours = decode(reply);
-            let theirs = redis::parse_redis_value(reply)
-                .and_then(Value::extract_error)
-                .map_err(BusError::from)
-                .and_then(decode_read);
-            match (ours, theirs) {
-                (Ok(a), Ok(b)) => {
-                    assert_eq!(a.entries, b.entries);
-                    assert_eq!(a.vanished, b.vanished);
-                }
-                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
-                (a, b) => panic!("differ: {a:?} vs {b:?}"),
-            }
-        }
-    }
-
-    /// A reply that declares more than any entry can hold, or a header line that never
-    /// ends, is refused at once instead of growing the receive buffer (a hostile or broken
-    /// peer streamed 1.8 GiB into it before the response timeout).
-    #[test]
-    fn oversized_declarations_are_refused_before_buffering() {
-        assert!(frame_len(b"*1\r\n*2\r\n$2\r\ns2\r\n*1\r\n*2\r\n$9999999999999\r\n").is_err());
-        let mut endless = b"*1\r\n:".to_vec();
-        endless.resize(endless.len() + MAX_HEADER_LINE + 1, b'7');
-        assert!(frame_len(&endless).is_err());
-        // Just below the header limit it is only incomplete.
-        endless.truncate(4 + MAX_HEADER_LINE);
-        assert!(matches!(frame_len(&endless), Ok(None)));
-        // A declared count far above the frame's size decodes to an error, quickly.
-        let many = b"*1\r\n*2\r\n$2\r\ns2\r\n*99999999\r\n*2\r\n$3\r\n1-1\r\n*0\r\n";
-        assert!(decode_read_frame(many).is_err());
-    }
-
-    #[test]
-    fn every_prefix_is_incomplete() {
-        for reply in ALL {
-            for cut in 0..reply.len() {
-                assert_eq!(frame_len(&reply[..cut]).expect("prefix"), None, "cut {cut}");
-            }
-        }
-    }
-
-    #[test]
-    fn huge_binary_fields_survive() {
-        let line: Vec<u8> = (0..8 * 1024 * 1024).map(|i| (i % 256) as u8).collect();
-        let mut reply = b"*1\r\n*2\r\n$1\r\nk\r\n*1\r\n*2\r\n$3\r\n9-0\r\n*4\r\n".to_vec();
-        reply.extend_from_slice(format!("$4\r\nline\r\n${}\r\n", line.len()).as_bytes());
-        reply.extend_from_slice(&line);
-        reply.extend_from_slice(b"\r\n$5\r\nfield\r\n$3\r\n\x00\r\n\r\n");
-        for cut in [1, 60, reply.len() / 2, reply.len() - 1] {
-            assert_eq!(frame_len(&reply[..cut]).expect("prefix"), None);
-        }
-        let d = decode(&reply).expect("decode");
-        assert_eq!(d.entries[0].line.as_deref(), Some(&line[..]));
-        assert_eq!(
-            d.entries[0].extra,
-            vec![("field".into(), b"\x00\r\n".to_vec())]
-        );
-    }
-
-    #[test]
-    fn malformed_replies_are_protocol_errors() {
-        for bad in [
-            &b"*1\r\n*2\r\n$2\r\ns2\r\n*1\r\n*3\r\n$1\r\na\r\n*0\r\n*0\r\n"[..],
-            b"?\r\n",
-            b"*x\r\n",
-            b"$3\r\nabcd\r\n",
-            b"*1\r\n:1\r\n",
-            b"*99999999999999999999\r\n",
-        ] {
-            let framed = frame_len(bad);
-            let decoded = decode_read_frame(bad);
-            assert!(
-                framed.is_err() || decoded.is_err(),
-                "{:?} accepted",
-                String::from_utf8_lossy(bad)
-            );
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = frame_len(&bytes);
-            let _ = decode_read_frame(&bytes);
-        }
-
-        #[test]
-        fn corrupted_replies_never_panic(
-            which in 0..ALL.len(),
-            at in any::<prop::sample::Index>(),
-            byte in any::<u8>(),
-            cut in any::<prop::sample::Index>(),
-        ) {
-            let mut reply = ALL[which].to_vec();
-            let i = at.index(reply.len());
-            reply[i] = byte;
-            reply.truncate(cut.index(reply.len() + 1));
-            if let Ok(Some(len)) = frame_len(&reply) {
-                prop_assert!(len <= reply.len());
-                let _ = decode_read_frame(&reply[..len]);
-            }
-            let _ = decode_read_frame(&reply);
-        }
-    }
-}
+#[path = "resp_tests.rs"]
+mod tests;
