@@ -39,32 +39,35 @@ pub struct PubSubListener {
     /// Earliest moment of the next connection attempt after a failure. A deadline rather
     /// than a sleep so that a cancelled `recv` does not restart the wait.
     retry_at: Option<Instant>,
-    /// The live subscription; `None` while disconnected.
-    sub: Option<(PubSubSink, PubSubStream)>,
-    /// Plain `redis://` to one server: the subscription is a [`ReadConn`] of its own and
-    /// messages are cut straight from its receive buffer. Through redis-rs each message
-    /// was parsed into a `Value`, wrapped, and passed between tasks: the subscriber spent
-    /// 2 CPU-µs per message, more than Redis and the watcher together, and was what bounded
-    /// the pub/sub drain on 2 cores. `rediss://` and clusters keep redis-rs.
+    /// Subscribe over a [`ReadConn`] (see [`Subscription::Direct`]).
     direct: bool,
-    direct_sub: Option<ReadConn>,
+    /// The live subscription; `None` while disconnected.
+    sub: Option<Subscription>,
+}
+
+enum Subscription {
+    /// redis-rs' pub/sub connection: `rediss://` and clusters.
+    Client(PubSubSink, PubSubStream),
+    /// Plain `redis://` to one server: a [`ReadConn`] of its own, messages cut straight from
+    /// its receive buffer. Through redis-rs each message was parsed into a `Value`, wrapped,
+    /// and passed between tasks: the subscriber spent 2 CPU-µs per message, more than Redis
+    /// and the watcher together, and was what bounded the pub/sub drain on 2 cores.
+    Direct(ReadConn),
 }
 
 impl PubSubListener {
     pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
     pub fn new(target: RedisTarget, channel: impl Into<String>) -> Result<Self, BusError> {
-        let direct = ReadConn::supports(&target);
         Ok(Self {
             client: target.client()?,
+            direct: ReadConn::supports(&target),
             target,
             channel: channel.into(),
             health_interval: Self::DEFAULT_HEALTH_INTERVAL,
             backoff: Backoff::default(),
             retry_at: None,
             sub: None,
-            direct,
-            direct_sub: None,
         })
     }
 
@@ -79,7 +82,7 @@ impl PubSubListener {
     }
 
     pub fn is_subscribed(&self) -> bool {
-        self.sub.is_some() || self.direct_sub.is_some()
+        self.sub.is_some()
     }
 
     /// Waits for the next messages (up to `max` already received ones at once, so a burst
@@ -90,119 +93,33 @@ impl PubSubListener {
     /// call never blocks much longer than the health interval, the backoff cap or the
     /// connect timeout.
     pub async fn recv(&mut self, max: usize) -> Result<PubSubEvent, BusError> {
-        if self.direct {
-            return self.recv_direct(max).await;
-        }
-        let Some((sink, stream)) = self.sub.as_mut() else {
-            return self.connect().await;
+        let (health, response) = (self.health_interval, self.target.response_timeout);
+        let got = match self.sub.as_mut() {
+            None => return self.connect().await,
+            Some(Subscription::Client(sink, stream)) => {
+                recv_client(sink, stream, max, health, response).await
+            }
+            Some(Subscription::Direct(conn)) => recv_direct(conn, max, health, response).await,
         };
-        let first = tokio::time::timeout(self.health_interval, stream.next()).await;
-        match first {
-            Ok(Some(msg)) => {
-                let mut out = vec![msg.get_payload_bytes().to_vec()];
-                while out.len() < max.max(1) {
-                    match stream.next().now_or_never() {
-                        Some(Some(msg)) => out.push(msg.get_payload_bytes().to_vec()),
-                        // Nothing buffered right now, or the connection just ended: the
-                        // next call notices the end.
-                        _ => break,
-                    }
-                }
-                Ok(PubSubEvent::Messages(out))
-            }
-            Ok(None) => Err(self.fail(closed("pub/sub connection closed"))),
-            Err(_elapsed) => {
-                let ping = tokio::time::timeout(self.target.response_timeout, sink.ping::<Value>());
-                match ping.await {
-                    Ok(Ok(_)) => Ok(PubSubEvent::Idle),
-                    Ok(Err(e)) => Err(self.fail(e.into())),
-                    Err(_) => Err(self.fail(timed_out("pub/sub PING timed out"))),
-                }
-            }
-        }
+        got.map_err(|e| self.fail(e))
     }
 
     async fn connect(&mut self) -> Result<PubSubEvent, BusError> {
         if let Some(at) = self.retry_at {
             tokio::time::sleep_until(at.into()).await;
         }
-        let attempt = async {
-            let pubsub =
-                tokio::time::timeout(self.target.connect_timeout, self.client.get_async_pubsub())
-                    .await
-                    .map_err(|_| timed_out("connecting for pub/sub timed out"))??;
-            let (mut sink, stream) = pubsub.split();
-            tokio::time::timeout(self.target.response_timeout, sink.subscribe(&self.channel))
+        let attempt = if self.direct {
+            subscribe_direct(&self.target, &self.channel)
                 .await
-                .map_err(|_| timed_out("SUBSCRIBE timed out"))??;
-            Ok::<_, BusError>((sink, stream))
+                .map(Subscription::Direct)
+        } else {
+            subscribe_client(&self.client, &self.target, &self.channel)
+                .await
+                .map(|(sink, stream)| Subscription::Client(sink, stream))
         };
-        match attempt.await {
+        match attempt {
             Ok(sub) => {
                 self.sub = Some(sub);
-                self.retry_at = None;
-                self.backoff.reset();
-                tracing::info!(channel = %self.channel, "Subscribed.");
-                Ok(PubSubEvent::Subscribed)
-            }
-            Err(err) => Err(self.fail(err)),
-        }
-    }
-
-    /// [`Self::recv`] over the direct connection: same events, same health check.
-    async fn recv_direct(&mut self, max: usize) -> Result<PubSubEvent, BusError> {
-        let response_timeout = self.target.response_timeout;
-        let Some(conn) = self.direct_sub.as_mut() else {
-            return self.connect_direct().await;
-        };
-        let mut out = Vec::new();
-        let mut got = take_messages(conn, max, self.health_interval, &mut out).await;
-        if matches!(got, Ok(0)) {
-            // Silence: a half-open connection looks the same, so ask.
-            got = match conn.send(&redis::cmd("PING").get_packed_command()).await {
-                Ok(()) => match take_messages(conn, max, response_timeout, &mut out).await {
-                    Ok(0) => Err(timed_out("pub/sub PING timed out")),
-                    other => other,
-                },
-                Err(e) => Err(e),
-            };
-        }
-        match got {
-            Err(e) => Err(self.fail(e)),
-            Ok(_) if out.is_empty() => Ok(PubSubEvent::Idle),
-            Ok(_) => Ok(PubSubEvent::Messages(out)),
-        }
-    }
-
-    async fn connect_direct(&mut self) -> Result<PubSubEvent, BusError> {
-        if let Some(at) = self.retry_at {
-            tokio::time::sleep_until(at.into()).await;
-        }
-        let response_timeout = self.target.response_timeout;
-        let attempt = async {
-            let mut conn = ReadConn::connect(&self.target).await?;
-            let mut subscribe = redis::cmd("SUBSCRIBE");
-            subscribe.arg(&self.channel);
-            conn.send(&subscribe.get_packed_command()).await?;
-            // The confirmation only: messages right behind it stay buffered for `recv`.
-            let mut confirmed = false;
-            let n = conn
-                .frames(1, response_timeout, |frame| {
-                    confirmed = matches!(decode_push(frame)?, Push::Other);
-                    Ok(())
-                })
-                .await?;
-            if n == 0 {
-                return Err(timed_out("SUBSCRIBE timed out"));
-            }
-            if !confirmed {
-                return Err(BusError::Protocol("SUBSCRIBE: unexpected reply".into()));
-            }
-            Ok::<_, BusError>(conn)
-        };
-        match attempt.await {
-            Ok(conn) => {
-                self.direct_sub = Some(conn);
                 self.retry_at = None;
                 self.backoff.reset();
                 tracing::info!(channel = %self.channel, "Subscribed.");
@@ -215,10 +132,97 @@ impl PubSubListener {
     /// Drops the subscription and schedules the next attempt.
     fn fail(&mut self, err: BusError) -> BusError {
         self.sub = None;
-        self.direct_sub = None;
         self.retry_at = Some(Instant::now() + self.backoff.next_delay());
         err
     }
+}
+
+async fn subscribe_client(
+    client: &Client,
+    target: &RedisTarget,
+    channel: &str,
+) -> Result<(PubSubSink, PubSubStream), BusError> {
+    let pubsub = tokio::time::timeout(target.connect_timeout, client.get_async_pubsub())
+        .await
+        .map_err(|_| timed_out("connecting for pub/sub timed out"))??;
+    let (mut sink, stream) = pubsub.split();
+    tokio::time::timeout(target.response_timeout, sink.subscribe(channel))
+        .await
+        .map_err(|_| timed_out("SUBSCRIBE timed out"))??;
+    Ok((sink, stream))
+}
+
+async fn subscribe_direct(target: &RedisTarget, channel: &str) -> Result<ReadConn, BusError> {
+    let mut conn = ReadConn::connect(target).await?;
+    let mut subscribe = redis::cmd("SUBSCRIBE");
+    subscribe.arg(channel);
+    conn.send(&subscribe.get_packed_command()).await?;
+    // The confirmation only: messages right behind it stay buffered for `recv`.
+    let mut confirmed = false;
+    let n = conn
+        .frames(1, target.response_timeout, |frame| {
+            confirmed = matches!(decode_push(frame)?, Push::Other);
+            Ok(())
+        })
+        .await?;
+    if n == 0 {
+        return Err(timed_out("SUBSCRIBE timed out"));
+    }
+    if !confirmed {
+        return Err(BusError::Protocol("SUBSCRIBE: unexpected reply".into()));
+    }
+    Ok(conn)
+}
+
+async fn recv_client(
+    sink: &mut PubSubSink,
+    stream: &mut PubSubStream,
+    max: usize,
+    health: Duration,
+    response_timeout: Duration,
+) -> Result<PubSubEvent, BusError> {
+    match tokio::time::timeout(health, stream.next()).await {
+        Ok(Some(msg)) => {
+            let mut out = vec![msg.get_payload_bytes().to_vec()];
+            while out.len() < max.max(1) {
+                match stream.next().now_or_never() {
+                    Some(Some(msg)) => out.push(msg.get_payload_bytes().to_vec()),
+                    // Nothing buffered right now, or the connection just ended: the next
+                    // call notices the end.
+                    _ => break,
+                }
+            }
+            Ok(PubSubEvent::Messages(out))
+        }
+        Ok(None) => Err(closed("pub/sub connection closed")),
+        Err(_elapsed) => match tokio::time::timeout(response_timeout, sink.ping::<Value>()).await {
+            Ok(Ok(_)) => Ok(PubSubEvent::Idle),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(timed_out("pub/sub PING timed out")),
+        },
+    }
+}
+
+/// [`recv_client`] over the direct connection: same events, same health check.
+async fn recv_direct(
+    conn: &mut ReadConn,
+    max: usize,
+    health: Duration,
+    response_timeout: Duration,
+) -> Result<PubSubEvent, BusError> {
+    let mut out = Vec::new();
+    if take_messages(conn, max, health, &mut out).await? == 0 {
+        // Silence: a half-open connection looks the same, so ask.
+        conn.send(&redis::cmd("PING").get_packed_command()).await?;
+        if take_messages(conn, max, response_timeout, &mut out).await? == 0 {
+            return Err(timed_out("pub/sub PING timed out"));
+        }
+    }
+    Ok(if out.is_empty() {
+        PubSubEvent::Idle
+    } else {
+        PubSubEvent::Messages(out)
+    })
 }
 
 /// Every message of the frames `conn` has (waiting up to `wait` for the first) into `out`;
@@ -287,6 +291,7 @@ mod tests {
             listener.recv(512).await.expect("subscribe"),
             PubSubEvent::Subscribed
         );
+        assert!(matches!(listener.sub, Some(Subscription::Direct(_))));
         let mut sent: Vec<Vec<u8>> = (0..20_000u32)
             .map(|i| format!("{{\"seq\":{i}}}").into_bytes())
             .collect();
