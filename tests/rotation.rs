@@ -77,6 +77,35 @@ fn size_rotation_during_a_redis_outage() {
     assert_eq!(m.value("redtail_watcher_lost_bytes_total"), 0.0);
 }
 
+/// The same, harder: only one rotated file is kept, so during a 3 s outage about ten files
+/// are rotated away *and deleted*. Only a watcher that keeps looking at the directory while
+/// Redis is down — finding each new file and holding it open — can ship them afterwards.
+/// (A live file's reads are made on the pipeline's thread while the reader lingers; a
+/// publish that stalls must hand the files back to the reader, or nobody looks.)
+#[test]
+fn rotated_and_deleted_during_a_redis_outage() {
+    let mut redis = RedisServer::start_durable();
+    let scene = Scene::new();
+    let watcher = scene.start("watch", &watcher_env(&scene, &redis, &[]));
+    let mut gen_env = scene.generator_env(2500, 15_000);
+    gen_env.push(("REDTAIL_ROTATE_BYTES", "100000".into()));
+    gen_env.push(("REDTAIL_ROTATE_KEEP", "1".into()));
+    let mut generator = scene.start("generate", &gen_env);
+    std::thread::sleep(Duration::from_secs(2));
+    redis.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    redis.restart();
+    assert!(
+        generator.wait_exit(LONG).success(),
+        "{}",
+        generator.stderr()
+    );
+    wait_for_seqs(&redis, 15_000, "15 000 lines in the stream");
+    assert_exactly_once(&stream_seqs(&redis), 15_000, "stream");
+    let m = watcher.metrics();
+    assert_eq!(m.value("redtail_watcher_lost_bytes_total"), 0.0);
+}
+
 /// Two rename rotations between two looks (the watcher stopped with SIGSTOP): the middle
 /// file is read too. Then logrotate's `create` mode: the app writes on to `app.log.1`
 /// for a while before it reopens: the late lines are read during the rotate wait.

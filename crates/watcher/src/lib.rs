@@ -12,10 +12,12 @@ mod config;
 mod drain;
 mod error;
 mod events;
+mod handoff;
 mod health;
 mod linger;
 mod metrics;
 mod pipeline;
+mod read_timer;
 mod reader;
 mod state;
 mod window;
@@ -161,6 +163,7 @@ pub async fn run(
         replica_acks: config.replica_acks,
         replica_ack_timeout: config.replica_ack_timeout,
         room: reader.room_signal(),
+        handoff: reader.handoff(),
     };
     tracing::info!(pattern = %config.log_path.display(), source = %config.source, redis = %config.target.redacted(), cluster = config.target.cluster, replica_acks = config.replica_acks, "Watching.");
     let result = pipeline.run(rx, &shutdown).await;

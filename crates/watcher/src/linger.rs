@@ -78,6 +78,11 @@ impl Linger {
             .filter(|d| !d.is_zero())
     }
 
+    /// When the next read is due, if the reader lingers.
+    pub fn until(&self) -> Option<Instant> {
+        self.until
+    }
+
     /// The sleep is over: read again.
     pub fn slept(&mut self) {
         self.until = None;

@@ -14,7 +14,9 @@ use redtail_telemetry::shutdown::Shutdown;
 use tokio::sync::mpsc;
 
 use crate::drain::Drain;
+use crate::handoff::Handoff;
 use crate::health::RedisHealth;
+use crate::read_timer::ReadTimer;
 use crate::reader::RoomSignal;
 use crate::state::CommitState;
 use crate::writer::CheckpointWriter;
@@ -50,7 +52,13 @@ pub(crate) struct Pipeline {
     pub replica_ack_timeout: Duration,
     /// Told after each item taken from the reader (it may wait for room: `reader.rs`).
     pub room: RoomSignal,
+    /// The reads made on this thread while the reader lingers (`handoff.rs`).
+    pub handoff: Handoff,
 }
+
+/// A publish taking longer than this gives the reader its files back (see
+/// [`Pipeline::dispatch_guarded`]); the reader's own stall look is as often.
+const STALLED_AFTER: Duration = Duration::from_millis(50);
 
 /// With nothing published for this long, the pipeline PINGs on the publish connection so
 /// that `redis_up` and `/readyz` notice a Redis that went away while no line was written.
@@ -78,6 +86,7 @@ impl Pipeline {
         shutdown: &Shutdown,
     ) -> Result<(), WatcherError> {
         let mut beat = tokio::time::interval(Duration::from_secs(1));
+        let mut read_timer = ReadTimer::new();
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.liveness.beat();
@@ -86,6 +95,15 @@ impl Pipeline {
                 .next_deadline()
                 .map(tokio::time::Instant::from_std);
             let give_up_at = self.drain.deadline();
+            // The reader lingers and left its next read to this thread: due then, once
+            // everything it sent before is handled (it sends nothing while parked).
+            let read_at = if rx.is_empty() {
+                self.handoff.due()
+            } else {
+                None
+            };
+            // Not parked yet (or items still queued): its parking is what to wake for.
+            let parked = self.handoff.parked_signal();
             tokio::select! {
                 biased;
                 _ = shutdown.wait(), if !self.drain.started() => self.drain.start(),
@@ -96,15 +114,18 @@ impl Pipeline {
                 item = rx.recv() => {
                     self.room.took_item();
                     match item {
-                        Some(TailItem::Lines(batch)) if self.windowed() => {
-                            self.publish_windowed(batch, &mut rx, shutdown).await?
-                        }
-                        Some(item) => self.handle(item, shutdown).await?,
+                        Some(item) => self.dispatch_guarded(item, &mut rx, shutdown).await?,
                         None if self.drain.started() => {
                             tracing::info!("Shutdown drain complete: everything the files held is published.");
                             return Ok(());
                         }
                         None => return Err(WatcherError::ReaderGone),
+                    }
+                }
+                _ = parked.notified(), if read_at.is_none() => {}
+                _ = wait_until_opt(&mut read_timer, read_at) => {
+                    if let Some(item) = self.handoff.read() {
+                        self.dispatch_guarded(item, &mut rx, shutdown).await?;
                     }
                 }
                 _ = sleep_until_opt(flush_at) => {}
@@ -113,6 +134,44 @@ impl Pipeline {
             if self.policy.due(Instant::now()) {
                 self.flush();
             }
+        }
+    }
+
+    /// [`Pipeline::dispatch`], and if it takes longer than [`STALLED_AFTER`] (Redis slow or
+    /// down) the reader is given its files back until it is done: a parked reader looks at
+    /// nothing, and files rotated away and deleted meanwhile would be lost.
+    async fn dispatch_guarded(
+        &mut self,
+        item: TailItem,
+        rx: &mut mpsc::Receiver<TailItem>,
+        shutdown: &Shutdown,
+    ) -> Result<(), WatcherError> {
+        let handoff = self.handoff.clone();
+        let dispatch = self.dispatch(item, rx, shutdown);
+        tokio::pin!(dispatch);
+        tokio::select! {
+            biased;
+            done = &mut dispatch => return done,
+            _ = tokio::time::sleep(STALLED_AFTER) => {}
+        }
+        handoff.stall();
+        let done = dispatch.await;
+        handoff.unstall();
+        done
+    }
+
+    /// One item from the reader, taken from the channel or read here (`handoff.rs`).
+    async fn dispatch(
+        &mut self,
+        item: TailItem,
+        rx: &mut mpsc::Receiver<TailItem>,
+        shutdown: &Shutdown,
+    ) -> Result<(), WatcherError> {
+        match item {
+            TailItem::Lines(batch) if self.windowed() => {
+                self.publish_windowed(batch, rx, shutdown).await
+            }
+            item => self.handle(item, shutdown).await,
         }
     }
 
@@ -420,6 +479,13 @@ fn enough_replicas(acked: Option<u64>, replica_acks: u32) -> Result<(), Attempt>
     match acked {
         Some(acked) if acked < u64::from(replica_acks) => Err(Attempt::Replicas { acked }),
         _ => Ok(()),
+    }
+}
+
+async fn wait_until_opt(timer: &mut ReadTimer, at: Option<Instant>) {
+    match at {
+        Some(at) => timer.wait_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use redtail_tail::{TailItem, TailWaker, Tailer};
 
+use crate::handoff::{Handoff, HandoffLimits, Parked, Parking};
 use crate::linger::Linger;
 use tokio::sync::mpsc;
 
@@ -28,6 +29,7 @@ pub(crate) struct Reader {
     drain: DrainSwitch,
     waker: TailWaker,
     room: RoomSignal,
+    handoff: Handoff,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -57,6 +59,7 @@ impl RoomSignal {
 pub(crate) struct DrainSwitch {
     flag: Arc<AtomicBool>,
     waker: TailWaker,
+    handoff: Handoff,
 }
 
 impl DrainSwitch {
@@ -65,6 +68,7 @@ impl DrainSwitch {
     pub fn drain(&self) {
         self.flag.store(true, Ordering::Release);
         self.waker.wake();
+        self.handoff.wake_reader();
     }
 
     fn is_on(&self) -> bool {
@@ -81,10 +85,17 @@ pub(crate) struct ReadLimits {
 }
 
 impl ReadLimits {
+    fn batch(&self) -> HandoffLimits {
+        HandoffLimits {
+            max_lines: self.max_lines,
+            max_bytes: self.max_bytes,
+        }
+    }
+
     /// A batch that stopped short of both limits: the file had no more complete lines, so
     /// more are likely still being written.
     fn is_small(&self, batch: &redtail_tail::Batch) -> bool {
-        batch.len() < self.max_lines && batch.bytes() < self.max_bytes / 2
+        self.batch().is_small(batch)
     }
 }
 
@@ -140,11 +151,14 @@ impl Reader {
         tx: mpsc::Sender<TailItem>,
     ) -> std::io::Result<Reader> {
         let stop = Arc::new(AtomicBool::new(false));
+        let handoff = Handoff::new(limits.batch());
+        let handoff_for_thread = handoff.clone();
         let waker = tailer.waker();
         let thread_stop = stop.clone();
         let drain = DrainSwitch {
             flag: Arc::new(AtomicBool::new(false)),
             waker: waker.clone(),
+            handoff: handoff.clone(),
         };
         let thread_drain = drain.clone();
         let room = RoomSignal {
@@ -156,6 +170,7 @@ impl Reader {
             .name("redtail-reader".into())
             .spawn(move || {
                 let mut linger = Linger::new(limits.linger);
+                let thread_handoff = handoff_for_thread;
                 // The reader found nothing to read since the last full batch: it is following
                 // a live file, not draining a backlog. Only then is a short batch a sign of a
                 // slow writer; in a drain a batch can stop short at a read-buffer boundary, and
@@ -170,18 +185,32 @@ impl Reader {
                         tailer.request_scan();
                         tailer.flush_open_events();
                     }
-                    if drain_started.is_none() {
-                        if let Some(rest) = linger.remaining(Instant::now()) {
-                            // A plain sleep, deaf to file events on purpose: coalescing them
-                            // is the point. Bounded by the linger, so stop() waits at most
-                            // that long. The events themselves are paused too: each append
-                            // would wake notify's thread for nothing (the next look reads
-                            // anyway); the next wait re-arms them.
-                            tailer.pause_events();
+                    let rest = linger.remaining(Instant::now());
+                    if let (None, Some(rest)) = (drain_started, rest) {
+                        // Deaf to file events on purpose: coalescing them is the point. The
+                        // events themselves are paused too: each append would wake notify's
+                        // thread for nothing (the next look reads anyway); the next wait
+                        // re-arms them. The pipeline's thread makes the next reads while
+                        // this one is parked (see `handoff.rs`); stop and drain take it back.
+                        tailer.pause_events();
+                        let parked = Parked {
+                            tailer,
+                            linger,
+                            caught_up,
+                        };
+                        let leave = || thread_stop.load(Ordering::Acquire) || thread_drain.is_on();
+                        let (back, refused) = match thread_handoff.park(parked, leave) {
+                            Parking::Back(back) => (back, false),
+                            Parking::Refused(back) => (back, true),
+                        };
+                        (tailer, linger, caught_up) = (back.tailer, back.linger, back.caught_up);
+                        if refused {
+                            // Publishing is stalled: sleep here (bounded by the linger, so
+                            // stop() waits at most that long), then read and queue as usual.
                             std::thread::sleep(rest);
                             linger.slept();
-                            continue; // re-check stop
                         }
+                        continue; // re-check stop
                     }
                     match tailer.next_item(limits.max_lines, limits.max_bytes) {
                         Ok(Some(item)) => {
@@ -223,6 +252,7 @@ impl Reader {
             drain,
             waker,
             room,
+            handoff,
             handle: Some(handle),
         })
     }
@@ -240,6 +270,12 @@ impl Reader {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         self.waker.wake();
+        self.handoff.wake_reader();
+    }
+
+    /// For the pipeline: the reads to make while the reader lingers (see `handoff.rs`).
+    pub fn handoff(&self) -> Handoff {
+        self.handoff.clone()
     }
 
     /// Wait for the thread to end (the receiver must be dropped first, or it
