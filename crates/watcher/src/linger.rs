@@ -11,8 +11,8 @@
 //! every 20 ms still cost ~2 % of a core (a batch costs ~200 µs here), so slow files get
 //! fewer, fuller batches. Never shorter than [`MIN_LINGER`], never longer than the
 //! configured maximum (`REDTAIL_BATCH_LINGER_MS`). So a busy file gets short waits
-//! (≈ 3 ms at 10 000 lines/s: the p99 stays low), a slow one the maximum (50 ms by
-//! default at 2 000 lines/s and below: ≤ 1 % of a core at 1 000 lines/s, measured), and a
+//! (≈ 3 ms at 10 000 lines/s: the p99 stays low), a slow one the maximum (100 ms by
+//! default below ~1 700 lines/s: ≤ 1 % of a core at 1 000 lines/s, measured), and a
 //! full batch (a backlog) is read after at once.
 //!
 //! The rate is the lines read over the last [`RATE_WINDOW`] or so (an exponentially
