@@ -32,6 +32,14 @@ impl ReadTimer {
         }
     }
 
+    /// [`ReadTimer::wait_until`], or never when there is no deadline.
+    pub async fn wait_until_opt(&mut self, at: Option<Instant>) {
+        match at {
+            Some(at) => self.wait_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Completes at `at` (at once if it has passed). Cancel-safe: dropped before the
     /// deadline, the timer stays armed, and the next wait for the same deadline goes on.
     pub async fn wait_until(&mut self, at: Instant) {

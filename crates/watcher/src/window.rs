@@ -173,7 +173,10 @@ impl Pipeline {
     }
 
     /// The metrics of an acknowledged batch (as [`Pipeline::publish`] records them).
-    fn record(&self, batch: &Batch, outcome: &PublishOutcome, started: Instant) {
+    fn record(&mut self, batch: &Batch, outcome: &PublishOutcome, started: Instant) {
+        // Redis answered: no idle probe is due (without this, pub/sub PINGed every ~2 s
+        // while lines flowed).
+        self.last_answer = Instant::now();
         self.metrics
             .publish_duration
             .observe(started.elapsed().as_secs_f64());
