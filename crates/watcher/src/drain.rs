@@ -150,8 +150,10 @@ mod tests {
         .expect("tailer");
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let limits = ReadLimits {
-            max_lines: 10,
-            max_bytes: 1 << 20,
+            batch: crate::linger::BatchLimits {
+                max_lines: 10,
+                max_bytes: 1 << 20,
+            },
             poll_interval: Duration::from_millis(10),
             linger: Duration::ZERO,
         };

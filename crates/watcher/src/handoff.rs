@@ -14,19 +14,18 @@
 //! order: the reader only parks after its last item went into the channel, and the
 //! pipeline only reads here when the channel is empty.
 
+use std::future::Future;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redtail_tail::{TailItem, Tailer};
 
-use crate::linger::Linger;
+use crate::linger::Pace;
 
 /// What the reader thread hands over while it is parked.
 pub(crate) struct Parked {
     pub tailer: Tailer,
-    pub linger: Linger,
-    /// The reader's "found nothing since the last full batch" (see `reader.rs`).
-    pub caught_up: bool,
+    pub pace: Pace,
 }
 
 /// How [`Handoff::park`] ended.
@@ -43,23 +42,14 @@ struct Slot {
     give_back: bool,
     /// A publish is taking long (Redis slow or down): the reader keeps its files and
     /// looks at them meanwhile, so that files rotated away and deleted during the stall
-    /// are found and held open (see `send` in `reader.rs`); it does not park.
-    stalled: bool,
+    /// are found and held open (see `send` in `reader.rs`); it does not park while this is
+    /// above 0. A count, so that stalls may overlap.
+    stalls: usize,
 }
 
-/// Batch limits of a read made here (the reader's own).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HandoffLimits {
-    pub max_lines: usize,
-    pub max_bytes: usize,
-}
-
-impl HandoffLimits {
-    /// A batch that stopped short of both limits: the file had no more complete lines yet.
-    pub fn is_small(&self, batch: &redtail_tail::Batch) -> bool {
-        batch.len() < self.max_lines && batch.bytes() < self.max_bytes / 2
-    }
-}
+/// A publish or PING taking longer than this gives the reader its files back (see
+/// [`Handoff::hand_back_if_slow`]); the reader's own stall look is as often.
+pub(crate) const STALLED_AFTER: Duration = Duration::from_millis(50);
 
 #[derive(Clone)]
 pub(crate) struct Handoff {
@@ -67,20 +57,18 @@ pub(crate) struct Handoff {
     /// Raised when the reader parks: the pipeline may be asleep with no read due yet (it
     /// looked before the reader parked). A permit is kept if it is not waiting.
     parked_signal: Arc<tokio::sync::Notify>,
-    limits: HandoffLimits,
 }
 
 impl Handoff {
-    pub fn new(limits: HandoffLimits) -> Handoff {
+    pub fn new() -> Handoff {
         let slot = Slot {
             parked: None,
             give_back: false,
-            stalled: false,
+            stalls: 0,
         };
         Handoff {
             shared: Arc::new((Mutex::new(slot), Condvar::new())),
             parked_signal: Arc::new(tokio::sync::Notify::new()),
-            limits,
         }
     }
 
@@ -98,7 +86,7 @@ impl Handoff {
         if leave() {
             return Parking::Back(parked);
         }
-        if slot.stalled {
+        if slot.stalls > 0 {
             return Parking::Refused(parked);
         }
         slot.parked = Some(parked);
@@ -114,20 +102,21 @@ impl Handoff {
         }
     }
 
-    /// Pipeline side: a publish is taking long. A parked reader is given its files back,
-    /// and none parks until [`Handoff::unstall`].
-    pub fn stall(&self) {
-        let mut slot = self.slot();
-        slot.stalled = true;
-        if slot.parked.is_some() {
-            slot.give_back = true;
-            self.shared.1.notify_all();
+    /// Pipeline side: runs `work`, a Redis round trip the pipeline's loop waits for (a
+    /// publish, a PING). If it takes longer than [`STALLED_AFTER`] (Redis slow, frozen or
+    /// down), a parked reader is given its files back and none parks until `work` is done:
+    /// a parked reader looks at nothing, and files rotated away and deleted meanwhile would
+    /// be lost (measured: 10 files in a 3 s outage, `tests/rotation.rs`). Every Redis call
+    /// that loop awaits goes through here.
+    pub async fn hand_back_if_slow<F: Future>(&self, work: F) -> F::Output {
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            done = &mut work => return done,
+            _ = tokio::time::sleep(STALLED_AFTER) => {}
         }
-    }
-
-    /// Pipeline side: the publish that stalled is done.
-    pub fn unstall(&self) {
-        self.slot().stalled = false;
+        let _stalled = Stalled::new(self);
+        work.await
     }
 
     /// Wake a parked reader so that it checks its stop and drain flags.
@@ -147,7 +136,7 @@ impl Handoff {
         let slot = self.slot();
         match &slot.parked {
             Some(parked) if !slot.give_back => {
-                Some(parked.linger.until().unwrap_or_else(Instant::now))
+                Some(parked.pace.linger.until().unwrap_or_else(Instant::now))
             }
             _ => None,
         }
@@ -162,38 +151,39 @@ impl Handoff {
             return None;
         }
         let parked = slot.parked.as_mut()?;
-        parked.linger.slept();
-        let read = parked
-            .tailer
-            .next_item(self.limits.max_lines, self.limits.max_bytes);
-        let now = Instant::now();
-        let keep = match &read {
-            Ok(Some(TailItem::Lines(batch))) => {
-                let small = self.limits.is_small(batch);
-                parked.caught_up &= small;
-                parked
-                    .linger
-                    .batch_read(now, batch.len(), small && parked.caught_up);
-                parked.linger.remaining(now).is_some()
-            }
-            Ok(Some(_)) => false,
-            Ok(None) => {
-                parked.caught_up = true;
-                false
-            }
-            Err(error) => {
-                tracing::warn!(%error, reason = error.reason(), "Tailer error; retrying.");
-                false
-            }
-        };
-        if keep {
+        parked.pace.linger.slept();
+        let item = parked.pace.read(&mut parked.tailer);
+        let lingers = parked.pace.linger.remaining(Instant::now()).is_some();
+        if lingers && matches!(item, Some(TailItem::Lines(_))) {
             // The next read is this thread's again: keep file events off meanwhile.
             parked.tailer.pause_events();
         } else {
             slot.give_back = true;
             self.shared.1.notify_all();
         }
-        read.ok().flatten()
+        item
+    }
+}
+
+/// The stall of [`Handoff::hand_back_if_slow`]; ends when dropped, also when the round trip
+/// is cancelled (shutdown), so a stall cannot outlive it.
+struct Stalled<'a>(&'a Handoff);
+
+impl<'a> Stalled<'a> {
+    fn new(handoff: &'a Handoff) -> Stalled<'a> {
+        let mut slot = handoff.slot();
+        slot.stalls += 1;
+        if slot.parked.is_some() {
+            slot.give_back = true;
+            handoff.shared.1.notify_all();
+        }
+        Stalled(handoff)
+    }
+}
+
+impl Drop for Stalled<'_> {
+    fn drop(&mut self) {
+        self.0.slot().stalls -= 1;
     }
 }
 
@@ -203,11 +193,13 @@ mod tests {
 
     use std::io::Write;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
+    use std::thread::JoinHandle;
 
     use redtail_tail::{NoEvents, TailConfig};
 
-    const LIMITS: HandoffLimits = HandoffLimits {
+    use crate::linger::BatchLimits;
+
+    const LIMITS: BatchLimits = BatchLimits {
         max_lines: 4,
         max_bytes: 1 << 20,
     };
@@ -232,26 +224,47 @@ mod tests {
         }
     }
 
-    /// A tailer past its `Opened` item, and the first batch it read (the reader's part).
-    fn started(log: &std::path::Path) -> (Tailer, Vec<String>) {
+    /// `lines` in a new log, read by the reader's part: a tailer past its `Opened` item and
+    /// its first batch, with a pace that lingers after it (caught up, small batch).
+    fn started(lines: &[&str]) -> (tempfile::TempDir, std::path::PathBuf, Parked) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        append(&log, lines);
         let config = TailConfig {
             poll_interval: Duration::from_secs(60),
-            ..TailConfig::new(log)
+            ..TailConfig::new(&log)
         };
         let mut tailer = Tailer::new(config, Vec::new(), Arc::new(NoEvents)).unwrap();
+        let mut pace = Pace::new(LIMITS, Duration::from_millis(50));
+        pace.caught_up = true;
         loop {
-            match tailer
-                .next_item(LIMITS.max_lines, LIMITS.max_bytes)
-                .unwrap()
-            {
+            match pace.read(&mut tailer) {
                 Some(TailItem::Lines(batch)) => {
-                    let first = texts(Some(TailItem::Lines(batch)));
-                    return (tailer, first);
+                    assert_eq!(texts(Some(TailItem::Lines(batch))), lines);
+                    return (dir, log, Parked { tailer, pace });
                 }
                 Some(_) => continue,
                 None => panic!("nothing to read"),
             }
         }
+    }
+
+    /// The reader thread parks `parked` (leaving when `leave` turns true); returns once the
+    /// pipeline side sees it parked.
+    fn park_in_thread(
+        handoff: &Handoff,
+        parked: Parked,
+        leave: Arc<AtomicBool>,
+    ) -> JoinHandle<Parking> {
+        let reader_side = handoff.clone();
+        let reader =
+            std::thread::spawn(move || reader_side.park(parked, || leave.load(Ordering::Acquire)));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while handoff.due().is_none() {
+            assert!(Instant::now() < deadline, "reader never parked");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        reader
     }
 
     fn back_of(parking: Parking) -> Parked {
@@ -261,12 +274,8 @@ mod tests {
         }
     }
 
-    fn wait_parked(handoff: &Handoff) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while handoff.due().is_none() {
-            assert!(Instant::now() < deadline, "reader never parked");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+    fn stays() -> Arc<AtomicBool> {
+        Arc::new(AtomicBool::new(false))
     }
 
     /// The reads made here continue exactly where the reader stopped, a small batch keeps
@@ -274,24 +283,9 @@ mod tests {
     /// then goes on from the same place: no line read twice, none skipped.
     #[test]
     fn reads_here_continue_the_reader_s_and_hand_back_when_the_file_is_quiet() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("app.log");
-        append(&log, &["a1", "a2"]);
-        let (tailer, first) = started(&log);
-        assert_eq!(first, ["a1", "a2"]);
-
-        let handoff = Handoff::new(LIMITS);
-        let mut linger = Linger::new(Duration::from_millis(50));
-        linger.batch_read(Instant::now(), 2, true);
-        let parked = Parked {
-            tailer,
-            linger,
-            caught_up: true,
-        };
-        let reader_side = handoff.clone();
-        let reader = std::thread::spawn(move || reader_side.park(parked, || false));
-
-        wait_parked(&handoff);
+        let (_dir, log, parked) = started(&["a1", "a2"]);
+        let handoff = Handoff::new();
+        let reader = park_in_thread(&handoff, parked, stays());
         append(&log, &["b1", "b2", "b3"]);
         assert_eq!(texts(handoff.read()), ["b1", "b2", "b3"]);
         assert!(
@@ -305,68 +299,32 @@ mod tests {
 
         let mut back = back_of(reader.join().unwrap());
         append(&log, &["d1"]);
-        let next = back.tailer.next_item(4, 1 << 20).unwrap();
-        assert_eq!(texts(next), ["d1"]);
+        assert_eq!(texts(back.pace.read(&mut back.tailer)), ["d1"]);
     }
 
     /// A full batch means a backlog: the reader thread takes over again (it reads ahead
     /// while this thread publishes).
     #[test]
     fn a_full_batch_hands_the_tailer_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("app.log");
-        append(&log, &["a1"]);
-        let (tailer, _) = started(&log);
-        let handoff = Handoff::new(LIMITS);
-        let mut linger = Linger::new(Duration::from_millis(50));
-        linger.batch_read(Instant::now(), 1, true);
-        let reader_side = handoff.clone();
-        let reader = std::thread::spawn(move || {
-            reader_side.park(
-                Parked {
-                    tailer,
-                    linger,
-                    caught_up: true,
-                },
-                || false,
-            )
-        });
-        wait_parked(&handoff);
+        let (_dir, log, parked) = started(&["a1"]);
+        let handoff = Handoff::new();
+        let reader = park_in_thread(&handoff, parked, stays());
         append(&log, &["b1", "b2", "b3", "b4", "b5", "b6"]);
         assert_eq!(texts(handoff.read()), ["b1", "b2", "b3", "b4"]);
         let mut back = back_of(reader.join().unwrap());
-        assert!(!back.caught_up, "a full batch is not caught up");
-        assert_eq!(
-            texts(back.tailer.next_item(4, 1 << 20).unwrap()),
-            ["b5", "b6"]
-        );
+        assert!(!back.pace.caught_up, "a full batch is not caught up");
+        assert_eq!(texts(back.pace.read(&mut back.tailer)), ["b5", "b6"]);
     }
 
     /// Stop and drain reach a parked reader: it returns with its state, and the pipeline
     /// no longer sees a read due. Also checks that parking raises the pipeline's signal.
     #[test]
     fn a_parked_reader_leaves_when_told() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("app.log");
-        append(&log, &["a1"]);
-        let (tailer, _) = started(&log);
-        let handoff = Handoff::new(LIMITS);
-        let mut linger = Linger::new(Duration::from_millis(50));
-        linger.batch_read(Instant::now(), 1, true);
-        let leave = Arc::new(AtomicBool::new(false));
-        let (reader_side, reader_leave) = (handoff.clone(), leave.clone());
+        let (_dir, _log, parked) = started(&["a1"]);
+        let handoff = Handoff::new();
         let signal = handoff.parked_signal();
-        let reader = std::thread::spawn(move || {
-            reader_side.park(
-                Parked {
-                    tailer,
-                    linger,
-                    caught_up: true,
-                },
-                || reader_leave.load(Ordering::Acquire),
-            )
-        });
-        wait_parked(&handoff);
+        let leave = stays();
+        let reader = park_in_thread(&handoff, parked, leave.clone());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -379,47 +337,65 @@ mod tests {
         leave.store(true, Ordering::Release);
         handoff.wake_reader();
         let back = back_of(reader.join().unwrap());
-        assert!(back.caught_up);
+        assert!(back.pace.caught_up);
         assert!(handoff.due().is_none());
         assert!(handoff.read().is_none());
     }
 
-    /// A stalled publish gives a parked reader its files back at once, and no reader parks
-    /// until the stall is over (it must look at the files itself meanwhile).
-    #[test]
-    fn a_stall_hands_the_files_back_and_refuses_parking() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("app.log");
-        append(&log, &["a1"]);
-        let (tailer, _) = started(&log);
-        let handoff = Handoff::new(LIMITS);
-        let mut linger = Linger::new(Duration::from_millis(50));
-        linger.batch_read(Instant::now(), 1, true);
-        let reader_side = handoff.clone();
-        let reader = std::thread::spawn(move || {
-            reader_side.park(
-                Parked {
-                    tailer,
-                    linger,
-                    caught_up: true,
-                },
-                || false,
-            )
+    /// A round trip slower than STALLED_AFTER gives a parked reader its files back, and no
+    /// reader parks until it is over (it must look at the files itself meanwhile); a quick
+    /// one leaves the reader parked. The same guard covers publishes and the idle PING (a
+    /// PING to a frozen Redis once left a parked reader blind: review of `b7d14d9`).
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_round_trip_hands_the_files_back_and_refuses_parking() {
+        let (_dir, log, parked) = started(&["a1"]);
+        let handoff = Handoff::new();
+        let reader = park_in_thread(&handoff, parked, stays());
+
+        let quick = handoff.hand_back_if_slow(tokio::time::sleep(STALLED_AFTER / 2));
+        quick.await;
+        assert!(
+            handoff.due().is_some(),
+            "a quick round trip keeps it parked"
+        );
+
+        let during = handoff.hand_back_if_slow(async {
+            tokio::time::sleep(STALLED_AFTER * 3).await;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !reader.is_finished() {
+                assert!(
+                    Instant::now() < deadline,
+                    "a slow round trip left it parked"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let back = back_of(reader.join().unwrap());
+            assert!(handoff.due().is_none());
+            let Parking::Refused(back) = handoff.park(back, || false) else {
+                panic!("parked while stalled");
+            };
+            back
         });
-        wait_parked(&handoff);
-        handoff.stall();
-        let back = back_of(reader.join().unwrap());
-        assert!(handoff.due().is_none());
-        let Parking::Refused(back) = handoff.park(back, || false) else {
-            panic!("parked while stalled");
-        };
-        handoff.unstall();
-        let reader_side = handoff.clone();
-        let reader = std::thread::spawn(move || reader_side.park(back, || false));
-        wait_parked(&handoff);
+        let back = during.await;
+
+        // Over: parking works again, and the reads go on where they were.
+        let reader = park_in_thread(&handoff, back, stays());
         append(&log, &["b1"]);
         assert_eq!(texts(handoff.read()), ["b1"]);
         assert!(handoff.read().is_none());
+        assert!(matches!(reader.join().unwrap(), Parking::Back(_)));
+    }
+
+    /// A round trip cancelled during its stall (shutdown) ends the stall too.
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_round_trip_ends_its_stall() {
+        let (_dir, _log, parked) = started(&["a1"]);
+        let handoff = Handoff::new();
+        let slow = handoff.hand_back_if_slow(std::future::pending::<()>());
+        let cancelled = tokio::time::timeout(STALLED_AFTER * 2, slow).await;
+        assert!(cancelled.is_err());
+        let reader = park_in_thread(&handoff, parked, stays());
+        assert!(handoff.read().is_none(), "parked again, and nothing new");
         assert!(matches!(reader.join().unwrap(), Parking::Back(_)));
     }
 }

@@ -43,6 +43,7 @@ pub use metrics::Metrics;
 pub use drain::drain_budget;
 use drain::Drain;
 use health::RedisHealth;
+use linger::BatchLimits;
 use pipeline::{now_ms, Pipeline};
 use reader::{ReadLimits, Reader, CHANNEL_DEPTH};
 use state::CommitState;
@@ -120,8 +121,10 @@ pub async fn run(
     let reader = Reader::spawn(
         tailer,
         ReadLimits {
-            max_lines: config.batch_max_lines,
-            max_bytes: config.batch_max_bytes,
+            batch: BatchLimits {
+                max_lines: config.batch_max_lines,
+                max_bytes: config.batch_max_bytes,
+            },
             poll_interval: config.poll_interval,
             linger: config.batch_linger,
         },

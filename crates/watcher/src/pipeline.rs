@@ -56,10 +56,6 @@ pub(crate) struct Pipeline {
     pub handoff: Handoff,
 }
 
-/// A publish taking longer than this gives the reader its files back (see
-/// [`Pipeline::dispatch_guarded`]); the reader's own stall look is as often.
-const STALLED_AFTER: Duration = Duration::from_millis(50);
-
 /// With nothing published for this long, the pipeline PINGs on the publish connection so
 /// that `redis_up` and `/readyz` notice a Redis that went away while no line was written.
 const IDLE_PROBE_AFTER: Duration = Duration::from_secs(1);
@@ -137,9 +133,8 @@ impl Pipeline {
         }
     }
 
-    /// [`Pipeline::dispatch`], and if it takes longer than [`STALLED_AFTER`] (Redis slow or
-    /// down) the reader is given its files back until it is done: a parked reader looks at
-    /// nothing, and files rotated away and deleted meanwhile would be lost.
+    /// [`Pipeline::dispatch`], giving the reader its files back if Redis is slow
+    /// ([`Handoff::hand_back_if_slow`]).
     async fn dispatch_guarded(
         &mut self,
         item: TailItem,
@@ -147,17 +142,9 @@ impl Pipeline {
         shutdown: &Shutdown,
     ) -> Result<(), WatcherError> {
         let handoff = self.handoff.clone();
-        let dispatch = self.dispatch(item, rx, shutdown);
-        tokio::pin!(dispatch);
-        tokio::select! {
-            biased;
-            done = &mut dispatch => return done,
-            _ = tokio::time::sleep(STALLED_AFTER) => {}
-        }
-        handoff.stall();
-        let done = dispatch.await;
-        handoff.unstall();
-        done
+        handoff
+            .hand_back_if_slow(self.dispatch(item, rx, shutdown))
+            .await
     }
 
     /// One item from the reader, taken from the channel or read here (`handoff.rs`).
@@ -181,17 +168,20 @@ impl Pipeline {
         if self.drain.started() || self.last_answer.elapsed() < IDLE_PROBE_AFTER {
             return;
         }
-        // A PING to a Redis that froze blocks up to its response timeout: like a stalled
-        // publish (`dispatch_guarded`), the reader gets its files back meanwhile, or files
-        // rotated away and deleted during the freeze would be lost (review: up to 17 % of a
-        // pub/sub run's lines, with a DEBUG SLEEP timed to hit the PING).
-        self.handoff.stall();
-        let pinged = tokio::select! {
-            pinged = self.publisher.connection().ping() => Some(pinged),
-            _ = shutdown.wait() => None,
+        // A PING to a Redis that froze blocks up to its response timeout: like a publish,
+        // it gives the reader its files back if slow, or files rotated away and deleted
+        // during the freeze would be lost (review: up to 17 % of a pub/sub run's lines,
+        // with a DEBUG SLEEP timed to hit the PING).
+        let handoff = self.handoff.clone();
+        let ping = async {
+            tokio::select! {
+                pinged = self.publisher.connection().ping() => Some(pinged),
+                _ = shutdown.wait() => None,
+            }
         };
-        self.handoff.unstall();
-        let Some(pinged) = pinged else { return };
+        let Some(pinged) = handoff.hand_back_if_slow(ping).await else {
+            return;
+        };
         match pinged {
             Ok(()) => {
                 self.last_answer = Instant::now();

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use redtail_tail::{TailItem, TailWaker, Tailer};
 
-use crate::handoff::{Handoff, HandoffLimits, Parked, Parking};
-use crate::linger::Linger;
+use crate::handoff::{Handoff, Parked, Parking};
+use crate::linger::{BatchLimits, Pace};
 use tokio::sync::mpsc;
 
 /// Items queued between the reader and the publisher. One is being built by
@@ -77,26 +77,10 @@ impl DrainSwitch {
 }
 
 pub(crate) struct ReadLimits {
-    pub max_lines: usize,
-    pub max_bytes: usize,
+    pub batch: BatchLimits,
     pub poll_interval: Duration,
     /// Longest wait after a batch that was not full (see [`crate::linger`]); zero = off.
     pub linger: Duration,
-}
-
-impl ReadLimits {
-    fn batch(&self) -> HandoffLimits {
-        HandoffLimits {
-            max_lines: self.max_lines,
-            max_bytes: self.max_bytes,
-        }
-    }
-
-    /// A batch that stopped short of both limits: the file had no more complete lines, so
-    /// more are likely still being written.
-    fn is_small(&self, batch: &redtail_tail::Batch) -> bool {
-        self.batch().is_small(batch)
-    }
 }
 
 /// Hand `item` to the publisher. While the channel is full (Redis slow or down) keep
@@ -151,7 +135,7 @@ impl Reader {
         tx: mpsc::Sender<TailItem>,
     ) -> std::io::Result<Reader> {
         let stop = Arc::new(AtomicBool::new(false));
-        let handoff = Handoff::new(limits.batch());
+        let handoff = Handoff::new();
         let handoff_for_thread = handoff.clone();
         let waker = tailer.waker();
         let thread_stop = stop.clone();
@@ -169,13 +153,8 @@ impl Reader {
         let handle = std::thread::Builder::new()
             .name("redtail-reader".into())
             .spawn(move || {
-                let mut linger = Linger::new(limits.linger);
+                let mut pace = Pace::new(limits.batch, limits.linger);
                 let thread_handoff = handoff_for_thread;
-                // The reader found nothing to read since the last full batch: it is following
-                // a live file, not draining a backlog. Only then is a short batch a sign of a
-                // slow writer; in a drain a batch can stop short at a read-buffer boundary, and
-                // lingering there cut the drain rate by 40 % (measured).
-                let mut caught_up = false;
                 let mut drain_started: Option<Instant> = None;
                 while !thread_stop.load(Ordering::Acquire) {
                     if drain_started.is_none() && thread_drain.is_on() {
@@ -185,7 +164,7 @@ impl Reader {
                         tailer.request_scan();
                         tailer.flush_open_events();
                     }
-                    let rest = linger.remaining(Instant::now());
+                    let rest = pace.linger.remaining(Instant::now());
                     if let (None, Some(rest)) = (drain_started, rest) {
                         // Deaf to file events on purpose: coalescing them is the point. The
                         // events themselves are paused too: each append would wake notify's
@@ -193,57 +172,36 @@ impl Reader {
                         // re-arms them. The pipeline's thread makes the next reads while
                         // this one is parked (see `handoff.rs`); stop and drain take it back.
                         tailer.pause_events();
-                        let parked = Parked {
-                            tailer,
-                            linger,
-                            caught_up,
-                        };
                         let leave = || thread_stop.load(Ordering::Acquire) || thread_drain.is_on();
-                        let (back, refused) = match thread_handoff.park(parked, leave) {
-                            Parking::Back(back) => (back, false),
-                            Parking::Refused(back) => (back, true),
-                        };
-                        (tailer, linger, caught_up) = (back.tailer, back.linger, back.caught_up);
+                        let (back, refused) =
+                            match thread_handoff.park(Parked { tailer, pace }, leave) {
+                                Parking::Back(back) => (back, false),
+                                Parking::Refused(back) => (back, true),
+                            };
+                        (tailer, pace) = (back.tailer, back.pace);
                         if refused {
                             // Publishing is stalled: sleep here (bounded by the linger, so
                             // stop() waits at most that long), then read and queue as usual.
                             std::thread::sleep(rest);
-                            linger.slept();
+                            pace.linger.slept();
                         }
                         continue; // re-check stop
                     }
-                    match tailer.next_item(limits.max_lines, limits.max_bytes) {
-                        Ok(Some(item)) => {
-                            let read = match &item {
-                                TailItem::Lines(batch) => {
-                                    let small = limits.is_small(batch);
-                                    caught_up &= small;
-                                    Some((batch.len(), small && caught_up))
-                                }
-                                _ => None,
-                            };
-                            if !send(&tx, &thread_room, item, &mut tailer, &limits, &thread_stop) {
-                                return; // publisher gone: shutting down
-                            }
-                            if let Some((lines, small)) = read {
-                                linger.batch_read(Instant::now(), lines, small);
-                            }
-                            continue;
+                    if let Some(item) = pace.read(&mut tailer) {
+                        if !send(&tx, &thread_room, item, &mut tailer, &limits, &thread_stop) {
+                            return; // publisher gone: shutting down
                         }
-                        Ok(None) => caught_up = true,
-                        // Reported through TailEvents where it has a path; a
-                        // whole-tailer error is retried after a poll interval.
-                        Err(error) => {
-                            tracing::warn!(%error, reason = error.reason(), "Tailer error; retrying.");
-                        }
+                        continue;
                     }
                     match drain_started {
                         None => tailer.wait(limits.poll_interval),
-                        Some(started) => match drain_wait(started.elapsed(), limits.poll_interval) {
-                            // Drained: dropping `tx` closes the channel, which is the signal.
-                            None => return,
-                            Some(wait) => tailer.wait(wait),
-                        },
+                        Some(started) => {
+                            match drain_wait(started.elapsed(), limits.poll_interval) {
+                                // Drained: dropping `tx` closes the channel, which is the signal.
+                                None => return,
+                                Some(wait) => tailer.wait(wait),
+                            }
+                        }
                     }
                 }
             })?;
@@ -329,8 +287,10 @@ mod tests {
         let tailer = Tailer::new(config, Vec::new(), Arc::new(NoEvents)).unwrap();
         let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
         let limits = ReadLimits {
-            max_lines: 1024,
-            max_bytes: 1 << 20,
+            batch: BatchLimits {
+                max_lines: 1024,
+                max_bytes: 1 << 20,
+            },
             poll_interval: Duration::from_secs(60),
             linger: Duration::ZERO,
         };
