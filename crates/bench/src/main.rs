@@ -93,7 +93,7 @@ fn run() -> Result<()> {
     );
 
     step(2, "broker ceiling with redis-benchmark -c 1 -P 128");
-    let ceiling = drain::ceiling(&broker, &roles, opts.lines, &payload)?;
+    let mut ceiling = drain::ceiling(&broker, &roles, opts.lines, &payload)?;
     eprintln!("    {ceiling:?}");
     broker.flush()?;
 
@@ -135,6 +135,8 @@ fn run() -> Result<()> {
         pubsub.delivered
     );
     broker.flush()?;
+    ceiling.add_publish_runs(&broker, drain::PUBLISH_RUNS_AFTER)?;
+    eprintln!("    PUBLISH ceiling runs: {:?}", ceiling.publish_runs);
     remove_unless(&opts, &work.join("pubsub-drain.raw"));
     remove_unless(&opts, &backlog);
 
