@@ -317,6 +317,29 @@ fn mixed_line() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// JSON objects written by hand, so keys may repeat: the time aliases, holding times,
+/// epochs, nulls, objects and anything else, in any order.
+fn time_object() -> impl Strategy<Value = Vec<u8>> {
+    let key = prop::sample::select(vec![
+        "timestamp",
+        "time",
+        "ts",
+        "@timestamp",
+        "datetime",
+        "msg",
+        "t\\u0073",
+    ]);
+    let value = prop_oneof![
+        timestamp_text().prop_map(Value::from),
+        (-2_000_000_000_000i64..2_000_000_000_000_000_000).prop_map(Value::from),
+        json_value(),
+    ];
+    prop::collection::vec((key, value), 0..6).prop_map(|pairs| {
+        let body: Vec<String> = pairs.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        format!("{{{}}}", body.join(",")).into_bytes()
+    })
+}
+
 fn any_mode() -> impl Strategy<Value = ParseMode> {
     prop::sample::select(vec![
         "auto", "json", "logfmt", "syslog", "combined", "text", "regex",
@@ -400,6 +423,28 @@ proptest! {
         let mut additional = e["additional"].as_object().unwrap().clone();
         additional.remove("event_time_from");
         prop_assert_eq!(&additional, &rest);
+    }
+
+    /// The raw-output shortcut (`Parser::stamp`) tells of every line exactly what the
+    /// full parse tells: format, time and parse error, for one line or an event of several.
+    #[test]
+    fn stamp_agrees_with_parse(
+        first in prop_oneof![mixed_line(), time_object()],
+        second in prop::option::of(prop_oneof![mixed_line(), time_object()]),
+        mode in any_mode(),
+    ) {
+        let mut bytes = first;
+        if let Some(more) = second {
+            bytes.push(b'\n');
+            bytes.extend(more);
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let regex = (mode == ParseMode::Forced(redtail_parse::Format::Regex))
+            .then_some(r"^(?P<level>\w+) (?P<message>.*)$");
+        let parser = Parser::new(mode, regex).unwrap();
+        let r = parser.parse(&text, ingested());
+        let s = parser.stamp(&text, ingested());
+        prop_assert_eq!((s.format, s.time, s.error), (r.format, r.time, r.error));
     }
 
     /// Timestamps: never a panic on any text; a zone-less time is UTC; an

@@ -163,6 +163,15 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// The rank of `key` as a time alias when `value` can feed the time slot (`None` when it
+/// cannot): what [`Fields::add`] decides for that slot alone, for [`crate::json::time_of`].
+pub(crate) fn time_rank(key: &str, value: &FieldValue<'_>) -> Option<u8> {
+    match slot_of(key) {
+        Some((Slot::Time, rank)) if fits(Slot::Time, value) => Some(rank),
+        _ => None,
+    }
+}
+
 /// Only scalars feed slots (an ECS `host: {"name": …}` object stays in `additional`); the
 /// message takes anything, as its JSON text.
 fn fits(slot: Slot, value: &FieldValue<'_>) -> bool {
@@ -179,7 +188,7 @@ fn fits(slot: Slot, value: &FieldValue<'_>) -> bool {
     }
 }
 
-fn time_of(value: &FieldValue<'_>) -> Option<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn time_of(value: &FieldValue<'_>) -> Option<chrono::DateTime<chrono::Utc>> {
     match value {
         FieldValue::Str(s) => time::from_field_text(s),
         FieldValue::Int(n) => time::from_epoch(*n as f64),

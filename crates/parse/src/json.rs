@@ -7,25 +7,38 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::fields::Fields;
+use crate::fields::{self, Fields};
 use crate::format::Format;
 use crate::record::{FieldValue, Record};
 
 /// Parses `text` as one JSON object; `Err` with a short reason otherwise.
 pub fn parse(text: &str) -> Result<Record<'_>, &'static str> {
+    Ok(walk(text, ObjectVisitor)?.finish())
+}
+
+/// `parse(text)`'s time and verdict without building the record: the object is validated
+/// as fully, but only the time aliases are looked at (a record costs a copy of every
+/// slot, the level and message decoded; raw output needs none of it).
+pub fn time_of(text: &str) -> Result<Option<DateTime<Utc>>, &'static str> {
+    Ok(walk(text, TimeVisitor)?.and_then(|(_, raw)| fields::time_of(&FieldValue::Json(raw))))
+}
+
+/// One object, nothing after it.
+fn walk<'de, V: Visitor<'de>>(text: &'de str, visitor: V) -> Result<V::Value, &'static str> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let fields = match de.deserialize_map(ObjectVisitor) {
-        Ok(fields) => fields,
+    let value = match de.deserialize_map(visitor) {
+        Ok(value) => value,
         Err(e) if e.classify() == serde_json::error::Category::Data => {
             return Err("not a JSON object")
         }
         Err(_) => return Err("invalid JSON"),
     };
     de.end().map_err(|_| "invalid JSON")?;
-    Ok(fields.finish())
+    Ok(value)
 }
 
 /// Whether a line looks like JSON (so auto-detection commits to it, and a failure is an error).
@@ -49,6 +62,31 @@ impl<'de> Visitor<'de> for ObjectVisitor {
             fields.add(key, FieldValue::Json(value));
         }
         Ok(fields)
+    }
+}
+
+/// The best-ranked time alias of an object, by [`fields::time_rank`]; the first one wins
+/// a tie, as in [`Fields::add`].
+struct TimeVisitor;
+
+impl<'de> Visitor<'de> for TimeVisitor {
+    type Value = Option<(u8, &'de RawValue)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut best: Option<(u8, &'de RawValue)> = None;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            if let Some(rank) = fields::time_rank(&key, &FieldValue::Json(value)) {
+                if best.is_none_or(|(held, _)| rank < held) {
+                    best = Some((rank, value));
+                }
+            }
+        }
+        Ok(best)
     }
 }
 

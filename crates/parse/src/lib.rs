@@ -27,7 +27,7 @@ pub mod udm;
 pub use classify::{Action, EventType};
 pub use format::{Format, ParseMode};
 pub use level::Severity;
-pub use parser::Parser;
+pub use parser::{Parser, Stamp};
 pub use record::Record;
 pub use udm::{Context, Options};
 

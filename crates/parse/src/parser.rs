@@ -43,16 +43,32 @@ impl Parser {
         }
     }
 
+    /// What raw output needs of a line: the format, time and parse error that
+    /// [`Parser::parse`] gives, without the record. A JSON line (the usual one) is validated
+    /// and only its time aliases are decoded; any other line is parsed in full.
+    pub fn stamp(&self, text: &str, reference: DateTime<Utc>) -> Stamp {
+        let (first, _) = first_line(text);
+        if self.format_of(first, reference) == Format::Json {
+            if let Ok(time) = json::time_of(text) {
+                return Stamp {
+                    format: Format::Json,
+                    time,
+                    error: None,
+                };
+            }
+        }
+        let r = self.parse(text, reference);
+        Stamp {
+            format: r.format,
+            time: r.time,
+            error: r.error,
+        }
+    }
+
     /// Parses `text`; `reference` (the collection time) gives a BSD syslog line its year.
     pub fn parse<'a>(&'a self, text: &'a str, reference: DateTime<Utc>) -> Record<'a> {
-        let (first, more) = match memchr::memchr(b'\n', text.as_bytes()) {
-            Some(i) => (&text[..i], true),
-            None => (text, false),
-        };
-        let format = match self.mode {
-            ParseMode::Forced(f) => f,
-            ParseMode::Auto => detect(first, reference),
-        };
+        let (first, more) = first_line(text);
+        let format = self.format_of(first, reference);
         if format == Format::Json {
             // Pretty-printed JSON grouped into one event parses whole.
             if let Ok(r) = json::parse(text) {
@@ -84,6 +100,30 @@ impl Parser {
             }
             Err(reason) => salvage(format, reason, text),
         }
+    }
+
+    fn format_of(&self, first: &str, reference: DateTime<Utc>) -> Format {
+        match self.mode {
+            ParseMode::Forced(f) => f,
+            ParseMode::Auto => detect(first, reference),
+        }
+    }
+}
+
+/// What [`Parser::stamp`] tells of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub format: Format,
+    pub time: Option<DateTime<Utc>>,
+    /// As [`Record::error`].
+    pub error: Option<&'static str>,
+}
+
+/// The first line of an event, and whether more follow.
+fn first_line(text: &str) -> (&str, bool) {
+    match memchr::memchr(b'\n', text.as_bytes()) {
+        Some(i) => (&text[..i], true),
+        None => (text, false),
     }
 }
 
@@ -187,6 +227,57 @@ mod tests {
         assert_eq!(
             (r.format, r.message.as_deref()),
             (Format::Json, Some("pretty"))
+        );
+    }
+
+    #[test]
+    fn stamp_tells_what_parse_tells() {
+        let trace = "2026-11-30 10:00:05,789 ERROR [main] failed\n\tat a.B.c(B.java:1)";
+        let lines = [
+            r#"{"timestamp":"2026-11-23T23:10:01.123456Z","level":"INFO","message":"hi"}"#,
+            // The best-ranked alias wins wherever it is; an unreadable one is no time.
+            r#"{"ts":1257894000.5,"@timestamp":"2019-08-06T12:09:12.375Z","time":1531171074631}"#,
+            r#"{"time":"2014-03-10 19:57:38.562264131 -0400 EDT","ts":1}"#,
+            // A null or an object cannot be a time, so the next alias is taken.
+            r#"{"timestamp":null,"time":{"a":1},"ts":1700000000}"#,
+            r#"{"timestamp":"2026-01-01T00:00:00Z","timestamp":"2027-01-01T00:00:00Z"}"#,
+            r#"{"ti\u006de":"2026-01-01T00:00:00Z"}"#,
+            "{\n  \"time\": \"2026-01-01T00:00:00Z\"\n}",
+            "{\"ts\":1700000000}\n  not json",
+            r#"{"broken": "#,
+            "[1,2]",
+            "{} trailing",
+            trace,
+            "<34>Oct 11 22:14:15 mymachine su: x",
+            "level=info ts=2026-01-01T00:00:00Z msg=hi",
+            "",
+        ];
+        for mode in [
+            ParseMode::Auto,
+            ParseMode::Forced(Format::Json),
+            ParseMode::Forced(Format::Text),
+        ] {
+            let p = Parser::new(mode, None).expect("parser");
+            for line in lines {
+                let r = p.parse(line, reference());
+                let want = Stamp {
+                    format: r.format,
+                    time: r.time,
+                    error: r.error,
+                };
+                assert_eq!(p.stamp(line, reference()), want, "{mode:?} {line}");
+            }
+        }
+        let p = Parser::new(ParseMode::Auto, None).expect("auto");
+        let s = p.stamp(lines[1], reference());
+        assert_eq!(
+            s.time,
+            parse_str("2018-07-09T21:17:54.631Z"),
+            "time beats ts"
+        );
+        assert_eq!(
+            p.stamp(lines[3], reference()).time.map(|t| t.timestamp()),
+            Some(1_700_000_000)
         );
     }
 

@@ -5,7 +5,7 @@ use prometheus::IntCounter;
 use redtail_parse::{EventType, Format};
 
 use crate::output::Output;
-use crate::udm::{render, LineContext, Options, Parser};
+use crate::udm::{render, stamp, LineContext, Options, Parser};
 use crate::{Metrics, OutputFormat, SubscriberError};
 
 /// A line and what is known about it.
@@ -118,15 +118,14 @@ impl Pipeline {
                 (r.line_time, r.event_time)
             }
             OutputFormat::Raw => {
-                // The line is still parsed, for its time (latency) and for parse errors; no
-                // UDM event is made, so `events_total` is not counted.
+                // The line is still looked at for its time (latency) and for parse errors
+                // (`Parser::stamp`); no UDM event is made, so `events_total` is not counted.
                 let line_time = item.line.and_then(|line| {
-                    let text = String::from_utf8_lossy(line);
                     let reference = item.ctx.collected.unwrap_or(ingested);
-                    let record = self.parser.parse(&text, reference);
-                    let error = record.error.is_some() || std::str::from_utf8(line).is_err();
-                    self.counters.count(record.format, None, error);
-                    record.time
+                    let (stamp, utf8) = stamp(&self.parser, line, reference);
+                    self.counters
+                        .count(stamp.format, None, stamp.error.is_some() || !utf8);
+                    stamp.time
                 });
                 if let Some(line) = item.line {
                     self.buf.extend_from_slice(line);
