@@ -107,5 +107,21 @@ fn run(command: &Command, env: &Env) -> Result<ExitCode, ConfigError> {
         Ok(rt) => rt,
         Err(e) => return Ok(runner::fail(format!("starting the runtime: {e}"))),
     };
-    Ok(runtime.block_on(run_role(command.roles, process, |ctx| role.run(ctx))))
+    // The role runs as a spawned task, not as `block_on`'s own future: on the current-thread
+    // runtime a task that wakes `block_on`'s future (the Redis connection's task, with every
+    // reply) also writes the runtime's eventfd and costs one more turn of the reactor, while
+    // a task waking a task is a queue push. Measured at 10 000 lines/s (live.sh, five runs
+    // each): 4.1–5.4 CPU-µs per line against 4.6–6.1, the same syscalls less one epoll_wait
+    // per batch. A panic in the role now ends in a one-line error and exit 1.
+    let roles = command.roles;
+    let main = async move {
+        let role = role;
+        run_role(roles, process, |ctx| role.run(ctx)).await
+    };
+    Ok(runtime.block_on(async move {
+        match tokio::spawn(main).await {
+            Ok(code) => code,
+            Err(e) => runner::fail(format!("the role's task ended abnormally: {e}")),
+        }
+    }))
 }

@@ -57,6 +57,10 @@ impl ReadTimer {
                 return tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
             };
             if read_expirations(fd.get_ref()) {
+                // The expiration is consumed: the fd is not readable until the timer fires
+                // again, so the next wait goes straight to the reactor (without this, it
+                // began with a read failing with EAGAIN: one syscall per batch).
+                ready.clear_ready();
                 self.armed = None;
                 return;
             }
