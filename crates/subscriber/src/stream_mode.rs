@@ -197,6 +197,14 @@ pub(crate) async fn run(
                 }
                 continue;
             }
+            if consumer.has_read_ahead() {
+                // The read ahead is a spawned task, and a task spawned here runs only once
+                // this one yields (tokio's LIFO slot), which writing a batch does not do
+                // before its flush: the read went out after the batch was written, and a
+                // drain waited a whole round trip per batch (seen with strace). Yield once
+                // so that it is sent now, and Redis works while this batch is written.
+                tokio::task::yield_now().await;
+            }
             let started = Instant::now();
             write_batch(&mut pipeline, &batch, &metrics, &newest_us).await?;
             let mut ids = batch.ack_ids();

@@ -178,6 +178,34 @@ fn malformed_replies_are_protocol_errors() {
     }
 }
 
+#[test]
+fn header_numbers_parse_as_str_parse_does() {
+    for text in [
+        "0",
+        "7",
+        "-1",
+        "512",
+        "-0",
+        "000012",
+        "123456789012345678",
+        "1234567890123456789",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775808",
+        "",
+        "-",
+        "+5",
+        "1a",
+        " 1",
+        "1 ",
+        "--1",
+        "١",
+    ] {
+        let want = text.parse::<i64>().ok();
+        assert_eq!(super::number(text.as_bytes()).ok(), want, "{text:?}");
+    }
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
