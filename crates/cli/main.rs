@@ -107,17 +107,23 @@ fn run(command: &Command, env: &Env) -> Result<ExitCode, ConfigError> {
         Ok(rt) => rt,
         Err(e) => return Ok(runner::fail(format!("starting the runtime: {e}"))),
     };
-    // The role runs as a spawned task, not as `block_on`'s own future: on the current-thread
-    // runtime a task that wakes `block_on`'s future (the Redis connection's task, with every
-    // reply) also writes the runtime's eventfd and costs one more turn of the reactor, while
-    // a task waking a task is a queue push. Measured at 10 000 lines/s (live.sh, five runs
-    // each): 4.1–5.4 CPU-µs per line against 4.6–6.1, the same syscalls less one epoll_wait
-    // per batch. A panic in the role now ends in a one-line error and exit 1.
+    let watch = matches!(role, Role::Watch(_));
     let roles = command.roles;
     let main = async move {
         let role = role;
         run_role(roles, process, |ctx| role.run(ctx)).await
     };
+    if !watch {
+        return Ok(runtime.block_on(main));
+    }
+    // `watch` runs as a spawned task, not as `block_on`'s own future: on the current-thread
+    // runtime a task that wakes `block_on`'s future (the Redis connection's task, with every
+    // reply) also writes the runtime's eventfd and costs one more turn of the reactor, while
+    // a task waking a task is a queue push. Measured at 10 000 lines/s (live.sh, five runs
+    // each): 3.5–5.4 CPU-µs per line against 4.6–6.1, the same syscalls less one epoll_wait
+    // per batch. A panic in the role ends in a one-line error and exit 1. (The other roles
+    // stay `block_on`'s future: spawned from a multi-thread worker, the signal task would wait
+    // in that worker's LIFO slot until the role first yields, and `demo` blocks before that.)
     Ok(runtime.block_on(async move {
         match tokio::spawn(main).await {
             Ok(code) => code,

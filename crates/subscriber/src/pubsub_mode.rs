@@ -40,10 +40,9 @@ pub(crate) async fn run(
                 event = listener.recv(config.batch_size) => event,
             };
             match event {
-                Ok(PubSubEvent::Subscribed) => health.up(),
-                Ok(PubSubEvent::Idle) => {
+                // A full burst that nothing followed (quiet, or Redis gone) is written now.
+                Ok(PubSubEvent::Subscribed) | Ok(PubSubEvent::Idle) => {
                     health.up();
-                    // A full burst that nothing followed is written now.
                     pipeline.flush().await?;
                 }
                 Ok(PubSubEvent::Messages(messages)) => {
@@ -61,7 +60,7 @@ pub(crate) async fn run(
                     }
                     // A full burst means more is already waiting: its bytes stay in the
                     // output buffer (written when full, 256 KiB) and the burst that catches up
-                    // flushes (or the idle turn, if nothing follows). Each flush of a file is a hop to tokio's blocking pool and back:
+                    // flushes (or the idle turn, or a lost connection, if nothing follows). Each flush of a file is a hop to tokio's blocking pool and back:
                     // one per burst of 512 was 15 % of a backlog drain's subscriber CPU. There
                     // is nothing to acknowledge here, so this moves no guarantee: a kill -9
                     // loses the unflushed output either way (at-most-once).
@@ -79,7 +78,10 @@ pub(crate) async fn run(
                         .observe(started.elapsed().as_secs_f64());
                 }
                 // The listener waits its own backoff before the next attempt.
-                Err(err) => health.down(err)?,
+                Err(err) => {
+                    pipeline.flush().await?;
+                    health.down(err)?
+                }
             }
         }
     }
