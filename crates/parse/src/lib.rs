@@ -61,10 +61,7 @@ pub fn render(
     buf: &mut Vec<u8>,
 ) -> Rendered {
     let (text, utf8_error) = match line {
-        Some(bytes) => match std::str::from_utf8(bytes) {
-            Ok(t) => (Cow::Borrowed(t), false),
-            Err(_) => (String::from_utf8_lossy(bytes), true),
-        },
+        Some(bytes) => decode(bytes),
         None => (Cow::Borrowed(""), false),
     };
     let reference = ctx.collected.unwrap_or(ingested);
@@ -95,5 +92,24 @@ pub fn render(
         line_time: record.time,
         event_time,
         cut,
+    }
+}
+
+/// [`Parser::stamp`] of a line's bytes: what raw output needs, with invalid UTF-8 (decoded
+/// lossily) reported as the parse error, as [`render`] reports it.
+pub fn stamp(parser: &Parser, line: &[u8], reference: DateTime<Utc>) -> Stamp {
+    let (text, utf8_error) = decode(line);
+    let mut stamp = parser.stamp(&text, reference);
+    if utf8_error {
+        stamp.error = Some("invalid UTF-8");
+    }
+    stamp
+}
+
+/// The line as text, and whether it was not valid UTF-8 (then decoded lossily).
+fn decode(bytes: &[u8]) -> (Cow<'_, str>, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(t) => (Cow::Borrowed(t), false),
+        Err(_) => (String::from_utf8_lossy(bytes), true),
     }
 }

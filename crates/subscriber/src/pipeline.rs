@@ -122,9 +122,9 @@ impl Pipeline {
                 // (`Parser::stamp`); no UDM event is made, so `events_total` is not counted.
                 let line_time = item.line.and_then(|line| {
                     let reference = item.ctx.collected.unwrap_or(ingested);
-                    let (stamp, utf8) = stamp(&self.parser, line, reference);
+                    let stamp = stamp(&self.parser, line, reference);
                     self.counters
-                        .count(stamp.format, None, stamp.error.is_some() || !utf8);
+                        .count(stamp.format, None, stamp.error.is_some());
                     stamp.time
                 });
                 if let Some(line) = item.line {

@@ -60,10 +60,11 @@ pub(crate) async fn run(
                     }
                     // A full burst means more is already waiting: its bytes stay in the
                     // output buffer (written when full, 256 KiB) and the burst that catches up
-                    // flushes (or the idle turn, or a lost connection, if nothing follows). Each flush of a file is a hop to tokio's blocking pool and back:
-                    // one per burst of 512 was 15 % of a backlog drain's subscriber CPU. There
-                    // is nothing to acknowledge here, so this moves no guarantee: a kill -9
-                    // loses the unflushed output either way (at-most-once).
+                    // flushes (or the idle turn, or a lost connection, if nothing follows).
+                    // Each flush of a file is a hop to tokio's blocking pool and back: one per
+                    // burst of 512 was 15 % of a backlog drain's subscriber CPU. There is
+                    // nothing to acknowledge here, so this moves no guarantee: a kill -9 loses
+                    // the unflushed output either way (at-most-once).
                     if messages.len() < config.batch_size {
                         pipeline.flush().await?;
                     }

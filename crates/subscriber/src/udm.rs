@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-pub use redtail_parse::{render, Context, Options, Parser, Rendered, Stamp};
+pub use redtail_parse::{render, stamp, Context, Options, Parser, Rendered};
 
 /// What is known about a line besides its bytes (from the stream entry, if any).
 #[derive(Debug, Default, Clone, Copy)]
@@ -46,16 +46,5 @@ impl<'a> LineContext<'a> {
 /// The line's own time as the configured parser reads it (`None` when it has none), without
 /// building an event: for sinks that need `logEntryTime` of a raw line.
 pub fn line_time(parser: &Parser, line: &[u8], collected: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    stamp(parser, line, collected).0.time
-}
-
-/// [`Parser::stamp`] of a line's bytes (decoded lossily), and whether they were valid UTF-8.
-pub fn stamp(parser: &Parser, line: &[u8], collected: DateTime<Utc>) -> (Stamp, bool) {
-    match std::str::from_utf8(line) {
-        Ok(text) => (parser.stamp(text, collected), true),
-        Err(_) => (
-            parser.stamp(&String::from_utf8_lossy(line), collected),
-            false,
-        ),
-    }
+    stamp(parser, line, collected).time
 }
