@@ -65,3 +65,39 @@ fn pubsub_backlog_exactly_once_under_connection_kills() {
     drop(watcher);
     drop(subscriber);
 }
+
+/// The window writes the checkpoint itself (crates/watcher/src/window.rs): a long drain with
+/// `REDTAIL_CHECKPOINT_EVERY_LINES` at one batch writes it while it runs, paced by the
+/// checkpoint writer (at most one write per 100 ms, states merged), and ends with the
+/// checkpoint at most the policy's lines behind Redis.
+#[test]
+fn a_long_pubsub_drain_writes_the_checkpoint_as_it_goes() {
+    const N: u64 = 60_000;
+    const BATCH: u64 = 64;
+    let redis = RedisServer::start();
+    let scene = Scene::new();
+    prewrite_lines(&scene.log(), 0, N);
+    let size = scene.log_bytes();
+    let mut env = scene.watcher_env(&redis, "pubsub");
+    env.push(("REDTAIL_BATCH_MAX_LINES", BATCH.to_string()));
+    env.push(("REDTAIL_CHECKPOINT_EVERY_LINES", BATCH.to_string()));
+    // No timed flushes: every write below was asked for by committed lines.
+    env.push(("REDTAIL_CHECKPOINT_INTERVAL_MS", "600000".into()));
+    let watcher = scene.start("watch", &env);
+    wait_until(LONG, "everything committed", || {
+        redis_committed(&redis, &scene.source) == size
+    });
+    // The last lines (fewer than REDTAIL_CHECKPOINT_EVERY_LINES) wait for the interval;
+    // the write of the state before them may still be waiting out its gap.
+    wait_until(
+        Duration::from_secs(10),
+        "the checkpoint near the end",
+        || size - checkpoint_offset(&scene.checkpoint()) < size / N * BATCH * 2,
+    );
+    let writes = watcher
+        .metrics()
+        .value("redtail_watcher_checkpoint_writes_total");
+    eprintln!("{writes} checkpoint writes for {} batches", N / BATCH);
+    assert!(writes >= 1.0);
+    drop(watcher);
+}
