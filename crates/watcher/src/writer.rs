@@ -148,7 +148,9 @@ async fn write_loop(
         if last {
             return;
         }
-        pending = rx.has_changed().unwrap_or(false);
+        // A state that came during the write is unseen: the first `changed()` below returns
+        // at once and marks it pending again.
+        pending = false;
         let next_at = started + MIN_WRITE_GAP;
         loop {
             tokio::select! {
@@ -202,12 +204,18 @@ mod tests {
             last_write: Arc::default(),
         };
         let writer = CheckpointWriter::spawn(store, initial, reporter, Duration::from_secs(1));
+        // A lost state fails the test rather than hanging it.
         let written = |n: u64| {
             let metrics = metrics.clone();
             async move {
-                while metrics.checkpoint_writes.get() < n {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+                let wait = async {
+                    while metrics.checkpoint_writes.get() < n {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                };
+                tokio::time::timeout(Duration::from_secs(5), wait)
+                    .await
+                    .unwrap_or_else(|_| panic!("write {n} never came"));
             }
         };
         let t0 = tokio::time::Instant::now();
